@@ -1,0 +1,27 @@
+"""Command line: ``python -m skinr1 <command> ...``; each command lives with the code it runs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "datasets": ("skinr1.datasets.report", "report what the loaders find under a data root"),
+    "demo-data": ("skinr1.demo", "generate the embedded demo data in the real layouts"),
+    "base-model": ("skinr1.model", "build the tiny offline Qwen2.5-VL and warm it up"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+        print("usage: python -m skinr1 <command> [options]\n\ncommands:")
+        for name, (_, help_) in COMMANDS.items():
+            print(f"  {name:<12} {help_}")
+        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

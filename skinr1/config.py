@@ -1,0 +1,228 @@
+"""params.yaml, validated: one dataclass per section, so a misspelt or missing key stops a stage
+at its start with a message naming the parameter and the fix."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParamsError(ValueError):
+    pass
+
+
+@dataclass
+class DemoParams:
+    root: str = "data/demo"
+    scale: float = 1.0
+    image_size: int = 128
+
+
+@dataclass
+class DataParams:
+    root: str = "data/demo"
+    textbook_root: str = "data/demo"
+    rl_datasets: list = field(default_factory=lambda: ["HAM10000"])
+    ood_dataset: str = "OmniMedVQA"
+    check_images: bool = True
+    max_train_questions: int = 0  # 0 = all
+
+
+@dataclass
+class BaseModelParams:
+    out: str = "models/base"
+    tiny: dict = field(default_factory=dict)
+    warmup_steps: int = 400
+    warmup_batch_size: int = 8
+    warmup_lr: float = 1e-3
+    warmup_examples: int = 1600
+
+
+@dataclass
+class ModelParams:
+    base: str = "models/base"
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    attn_implementation: str | None = None
+    max_pixels: int = 12544
+    min_pixels: int = 12544
+
+
+@dataclass
+class KnowledgeParams:
+    out_dir: str = "reports/knowledge"
+
+
+@dataclass
+class TrajectoryParams:
+    out: str = "data/skinrationale"
+    types: list = field(default_factory=lambda: [1, 2, 3])
+    per_case: dict = field(default_factory=lambda: {1: 1, 2: 1, 3: 1})
+    type3_image: str = "differential"
+    comparator: str = "template"
+    comparator_model: str = "gpt-4o-mini"
+    comparator_base_url: str | None = None
+
+
+@dataclass
+class SFTParams:
+    out: str = "models/sft"
+    lora_r: int = 64
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    target_modules: list = field(default_factory=list)
+    modules_to_save: list = field(default_factory=list)
+    learning_rate: float = 3e-5
+    epochs: float = 4
+    max_steps: int = -1
+    batch_size: int = 16
+    grad_accum: int = 1
+    logging_steps: int = 5
+    save_steps: int = 100
+
+
+@dataclass
+class GRPOParams:
+    out: str = "models/grpo"
+    out_without_sft: str = "models/grpo_without_sft"
+    run_without_sft: bool = True
+    engine: str = "trl"  # "trl" (PEFT + TRL, CPU or GPU) or "unsloth" (GPU only)
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+    rewards: list = field(default_factory=lambda: ["format", "granularity", "malignancy"])
+    granularity_norm: str = "sampled"
+    n_options: int = 4
+    num_generations: int = 4
+    temperature: float = 1.0
+    beta: float = 0.04
+    loss_type: str = "grpo"
+    learning_rate: float = 1e-5
+    batch_size: int = 16
+    grad_accum: int = 1
+    epochs: float = 1
+    max_steps: int = -1
+    max_completion_length: int = 1024
+    lora_r: int = 64
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    target_modules: list = field(default_factory=list)
+    logging_steps: int = 1
+    save_steps: int = 100
+
+
+@dataclass
+class EvalParams:
+    out: str = "metrics"
+    batch_size: int = 16
+    max_new_tokens: int = 256
+    max_samples: int = 0  # per set; 0 = all
+    sets: list = field(default_factory=lambda: ["disease", "lesion", "ddx", "hierarchical", "ood"])
+
+
+@dataclass
+class QualitativeParams:
+    n_cases: int = 4
+    max_new_tokens: int = 256
+
+
+SECTIONS: dict[str, type] = {
+    "demo": DemoParams,
+    "data": DataParams,
+    "base_model": BaseModelParams,
+    "model": ModelParams,
+    "knowledge": KnowledgeParams,
+    "trajectories": TrajectoryParams,
+    "sft": SFTParams,
+    "grpo": GRPOParams,
+    "evaluation": EvalParams,
+    "qualitative": QualitativeParams,
+}
+
+CHOICES = {
+    ("trajectories", "type3_image"): ("differential", "primary"),
+    ("trajectories", "comparator"): ("template", "openai"),
+    ("grpo", "engine"): ("trl", "unsloth"),
+    ("grpo", "granularity_norm"): ("sampled", "path"),
+    ("grpo", "vllm_mode"): ("colocate", "server"),
+    ("model", "dtype"): ("float32", "bfloat16", "float16"),
+}
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _section(source: str, name: str, raw: Any):
+    cls = SECTIONS[name]
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: section {name!r} must be a mapping")
+    names = [f.name for f in fields(cls)]
+    for key in raw:
+        if key not in names:
+            raise ParamsError(
+                f"{source}: unknown parameter {name}.{key}{_suggest(key, names)}; "
+                f"valid keys of {name!r}: {', '.join(names)}"
+            )
+    for f in fields(cls):
+        if f.name not in raw and f.default is MISSING and f.default_factory is MISSING:
+            raise ParamsError(f"{source}: missing parameter {name}.{f.name}")
+    for (sec, key), allowed in CHOICES.items():
+        if sec == name and key in raw and raw[key] not in allowed:
+            raise ParamsError(
+                f"{source}: {name}.{key} = {raw[key]!r} is not one of {', '.join(map(repr, allowed))}"
+            )
+    return cls(**raw)
+
+
+@dataclass
+class Params:
+    seed: int
+    sections: dict[str, Any]
+    source: str = "params.yaml"
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["sections"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str):
+        if name == "seed":
+            return self.seed
+        return self.sections[name].__dict__
+
+
+def load_params(path: str | os.PathLike = "params.yaml", *, require: tuple[str, ...] = ()) -> Params:
+    """Read and validate params.yaml; ``require`` names the sections a stage cannot run without."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: parameter file not found (run from the repository root)")
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if "seed" not in raw or not isinstance(raw["seed"], int):
+        raise ParamsError(f"{path}: missing parameter seed (an integer that drives every random choice)")
+    for key in raw:
+        if key != "seed" and key not in SECTIONS:
+            raise ParamsError(
+                f"{path}: unknown section {key!r}{_suggest(key, list(SECTIONS))}; "
+                f"valid sections: seed, {', '.join(SECTIONS)}"
+            )
+    for name in require:
+        if name not in raw:
+            raise ParamsError(f"{path}: missing section {name!r}, which this stage needs")
+    sections = {name: _section(str(path), name, raw.get(name, {})) for name in SECTIONS}
+    return Params(seed=raw["seed"], sections=sections, source=str(path))
+
+
+def require_path(value: str, param: str, hint: str) -> Path:
+    """A path that must already exist, or an error naming the parameter and how to fix it."""
+    p = Path(value)
+    if not p.exists():
+        raise FileNotFoundError(f"{param} = {value!r} does not exist. {hint}")
+    return p

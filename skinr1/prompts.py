@@ -1,0 +1,94 @@
+"""The prompt templates of Appendix D, and the chat messages built from them."""
+
+from __future__ import annotations
+
+SYSTEM = "You are a medical vision-language assistant specializing in dermatology."
+
+SFT_TYPE1 = (
+    f"{SYSTEM} Given the dermatology image, analyze the visual findings and provide a structured "
+    "diagnosis following this format: <thinking>Describe the key clinical features, visual "
+    "observations, and the diagnostic rationale that support the diagnosis.</thinking> "
+    "<diagnosis>Provide the most likely and specific fine-grained diagnosis, and briefly classify "
+    "the condition (benign or malignant) along with any relevant clinical taxonomy.</diagnosis> "
+    "Ensure your response is medically accurate, concise, and strictly follows the specified format."
+)
+
+SFT_TYPE23 = (
+    f"{SYSTEM} Given the dermatology image, analyze the visual findings and provide a structured "
+    "diagnostic reasoning following this format: <thinking> Begin by describing the characteristic "
+    "clinical features and visual observations of the lesion. Based on these features, propose the "
+    "most likely diagnosis. Then identify at least one plausible alternative diagnosis and describe "
+    "its defining features. Compare the observed lesion with these alternatives and explain step by "
+    "step why the final diagnosis is more consistent with the findings. Conclude the reasoning with "
+    "the single condition that best matches the clinical presentation. </thinking> <diagnosis> "
+    "Provide only the single most likely and specific fine-grained diagnosis. Also briefly classify "
+    "the condition (benign or malignant) and indicate any relevant clinical taxonomy (e.g., subtype "
+    "or disease family). Do not include explanations, multiple options, or extra punctuation. "
+    "</diagnosis> Ensure your response is medically accurate, concise, and strictly follows the "
+    "specified format."
+)
+
+QUESTION = "What type of abnormality is present in this image?"
+
+# RL training: the answer names an option and the lesion condition (R_malignancy reads it).
+RL_TEMPLATE = (
+    SYSTEM + " Given the dermatology image, answer: {question}\n"
+    "Provide necessary reasoning and only answer the question in the following format:\n"
+    "<thinking>Describe the key clinical features and visual observations that support your "
+    "diagnosis.</thinking> <final diagnosis>Provide only the single most likely option without "
+    "reasoning. If multiple options are plausible, always choose the most fine-grained (i.e., most "
+    "specific or detailed) option available among them. Also provide the lesion condition (benign, "
+    "malignant or precancerous in situ). </final diagnosis> Ensure your response is medically "
+    "accurate, concise, and strictly follows the specified format."
+)
+
+DIAGNOSIS_TEMPLATE = (
+    SYSTEM + " Given the dermatology image, answer: {question} Provide necessary reasoning and only "
+    "answer the question in the following format: <thinking>Describe the key clinical features and "
+    "visual observations that support your diagnosis.</thinking> <final diagnosis>Provide only the "
+    "single most likely option ({letters}) without reasoning. If multiple options are plausible, "
+    "always choose the most fine-grained (i.e., most specific or detailed) option available among "
+    "them. </final diagnosis> Ensure your response is medically accurate, concise, and strictly "
+    "follows the specified format."
+)
+
+OOD_TEMPLATE = (
+    SYSTEM + " Given the dermatology image, answer: {question} Provide necessary reasoning and only "
+    "answer the question in the following format: <thinking> Begin by describing the characteristic "
+    "clinical features and visual observations of the lesion. Based on these features, choose the "
+    "most likely diagnosis from the options. Then, identify at least one plausible alternative "
+    "diagnosis from other options and describe its defining features. Compare the observed lesion "
+    "with these alternatives, and explain step by step why the final diagnosis is more consistent "
+    "with the findings. Conclude the reasoning with the single condition that best matches the "
+    "clinical presentation. </thinking> <final diagnosis>Provide only the single most likely option "
+    "without reasoning. </final diagnosis> Ensure your response is medically accurate, concise, and "
+    "strictly follows the specified format."
+)
+
+LESION_PROMPT = (
+    SYSTEM + " Given the dermatology image, answer: What type of lesion condition (benign, malignant "
+    "or precancerous in situ) is present in this image? A: benign B: malignant C: precancerous in "
+    "situ Provide necessary reasoning and only answer the question in the following format: "
+    "<thinking>Describe the key clinical features and visual observations that support your "
+    "diagnosis.</thinking> <final diagnosis>Only output one option: A, B, or C.</final diagnosis> "
+    "Ensure your response is medically accurate, concise, and strictly follows the specified format."
+)
+
+QUALITATIVE_PROMPT = (
+    SYSTEM + " Given the dermatology image, answer: What type of abnormality is present in this "
+    "image? Describe the key clinical features and visual observations that support your diagnosis. "
+    "And then the diagnosis. Also provide the lesion condition (benign, malignant or precancerous in "
+    "situ)."
+)
+
+LESION_OPTIONS = {"A": "benign", "B": "malignant", "C": "precancerous in situ"}
+
+
+def format_question(options: dict[str, str], question: str = QUESTION) -> str:
+    """'What type ...? A: x B: y C: z D: w' as in the paper's examples."""
+    return question + " " + " ".join(f"{k}: {v}" for k, v in options.items())
+
+
+def user_message(text: str) -> list[dict]:
+    """A conversational user turn holding one image placeholder and the prompt text."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
