@@ -158,7 +158,7 @@ def _suggest(key: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _section(source: str, name: str, raw: Any):
+def _section(source: str, name: str, raw: Any, *, complete: bool):
     cls = SECTIONS[name]
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: section {name!r} must be a mapping")
@@ -170,8 +170,14 @@ def _section(source: str, name: str, raw: Any):
                 f"valid keys of {name!r}: {', '.join(names)}"
             )
     for f in fields(cls):
-        if f.name not in raw and f.default is MISSING and f.default_factory is MISSING:
-            raise ParamsError(f"{source}: missing parameter {name}.{f.name}")
+        # A stage's own sections must spell out every key: params.yaml is the one record of a
+        # run, so nothing it uses may come from a default hidden in code.
+        required = complete or (f.default is MISSING and f.default_factory is MISSING)
+        if f.name not in raw and required:
+            raise ParamsError(
+                f"{source}: missing parameter {name}.{f.name}; add it to section {name!r} "
+                "(params.yaml as shipped lists every key with its meaning)"
+            )
     for (sec, key), allowed in CHOICES.items():
         if sec == name and key in raw and raw[key] not in allowed:
             raise ParamsError(
@@ -216,7 +222,10 @@ def load_params(path: str | os.PathLike = "params.yaml", *, require: tuple[str, 
     for name in require:
         if name not in raw:
             raise ParamsError(f"{path}: missing section {name!r}, which this stage needs")
-    sections = {name: _section(str(path), name, raw.get(name, {})) for name in SECTIONS}
+    sections = {
+        name: _section(str(path), name, raw.get(name, {}), complete=name in require)
+        for name in SECTIONS
+    }
     return Params(seed=raw["seed"], sections=sections, source=str(path))
 
 
@@ -226,3 +235,24 @@ def require_path(value: str, param: str, hint: str) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"{param} = {value!r} does not exist. {hint}")
     return p
+
+
+def checkpoint_dir(stage: str, *payload: Any, root: str = "models/checkpoints") -> Path:
+    """Where a stage keeps resumable checkpoints: outside its DVC outputs (which DVC clears
+    before a rerun) and keyed by a hash of everything that shapes the run, so an interrupted run
+    resumes while a changed one starts afresh."""
+    import hashlib
+    import json
+
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return Path(root) / f"{stage}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+def enter_project(params_file: str | os.PathLike) -> Path:
+    """Make the folder of params.yaml the working directory (paths in it are relative to it),
+    so a notebook runs the same from JupyterLab (cwd notebooks/) and from DVC (cwd the root)."""
+    root = Path(params_file).resolve().parent
+    if not (root / "params.yaml").exists() and not Path(params_file).exists():
+        raise ParamsError(f"params_file = {params_file!r} not found")
+    os.chdir(root)
+    return root

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -179,11 +181,11 @@ def read_table(path: Path, required: Sequence[str], expected: Sequence[str]) -> 
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         text = path.read_text(encoding="latin-1")
-    lines = text.splitlines(keepends=True)
-    if not lines or not lines[0].strip():
+    first = text.split("\n", 1)[0]
+    if not first.strip():
         raise DatasetLayoutError(f"{path}: file is empty; expected a header: {','.join(expected)}")
-    delimiter = "\t" if lines[0].count("\t") > lines[0].count(",") else ","
-    reader = csv.reader(lines, delimiter=delimiter)
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [h.strip() for h in next(reader)]
     missing = [c for c in required if c not in header]
     if missing:
@@ -196,7 +198,7 @@ def read_table(path: Path, required: Sequence[str], expected: Sequence[str]) -> 
         if not any(v.strip() for v in values):
             continue  # blank line
         values = [v.strip() for v in values] + [""] * (len(header) - len(values))
-        rows.append(dict(zip(header, values)))
+        rows.append(dict(zip(header, values, strict=False)))  # extra fields dropped
     return rows
 
 
@@ -212,7 +214,7 @@ def image_problem(path: Path) -> str | None:
     return None if width > 0 and height > 0 else "unreadable"
 
 
-def check_images(paths: Sequence[Path], workers: int = 8) -> list[str | None]:
+def check_image_files(paths: Sequence[Path], workers: int = 8) -> list[str | None]:
     """``image_problem`` for many files; threads, because the cost is file-system latency."""
     if len(paths) < 64:
         return [image_problem(p) for p in paths]
@@ -307,7 +309,7 @@ class RecordCollector:
                 [r.group for r in recs], [r.raw_label for r in recs], fractions,
                 seed=f"{seed}:{self.dataset}:{pool}",
             )
-            for r, sp in zip(recs, assigned):
+            for r, sp in zip(recs, assigned, strict=True):
                 r.split = sp
         res, nodes = self.result, {}
         candidates = []
@@ -320,7 +322,7 @@ class RecordCollector:
                 res.missing_images.append(r.expected)
             else:
                 candidates.append(r)
-        problems = check_images([r.image for r in candidates]) if check_images else []
+        problems = check_image_files([r.image for r in candidates]) if check_images else []
         for i, r in enumerate(candidates):
             problem = problems[i] if problems else None
             if problem == "missing":
@@ -332,7 +334,8 @@ class RecordCollector:
             node = nodes[r.raw_label]
             res.samples.append(
                 Sample(
-                    id=r.id, image=str(r.image), dataset=self.dataset, raw_label=r.raw_label,
+                    id=r.id, image=os.path.abspath(r.image), dataset=self.dataset,
+                    raw_label=r.raw_label,
                     node=node, path=tuple(self.taxonomy.path(node)),
                     malignancy=self.taxonomy.malignancy(node), split=r.split,
                     modality=r.modality, age=r.age, sex=r.sex, site=r.site, group=r.group,

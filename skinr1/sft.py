@@ -1,0 +1,74 @@
+"""Stage 2: supervised fine-tuning on SkinRationale with TRL's SFTTrainer and a PEFT LoRA (Eq. 2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from skinr1.config import ModelParams, SFTParams
+from skinr1.model import load_model, load_processor
+
+# The language model's linear layers and the vision-language merger, as the authors' code does;
+# the ViT blocks stay frozen. A regex, because the vision MLPs share the names gate/up/down_proj.
+DEFAULT_TARGETS = (
+    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+    r"|.*visual\.merger\.mlp\.(0|2)"
+)
+
+
+def lora_config(r: int, alpha: int, dropout: float, target_modules=None, modules_to_save=None):
+    from peft import LoraConfig
+
+    targets = target_modules or DEFAULT_TARGETS
+    if isinstance(targets, list) and len(targets) == 1:
+        targets = targets[0]
+    return LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+        modules_to_save=list(modules_to_save or []) or None, task_type="CAUSAL_LM",
+    )  # fmt: skip
+
+
+def latest_checkpoint(run_dir: Path) -> str | None:
+    ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(ckpts[-1]) if ckpts else None
+
+
+def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, run_dir: Path,
+              out_dir: Path) -> list[dict]:  # fmt: skip
+    """Train the LoRA, resuming from ``run_dir``'s last checkpoint; save the adapter to out_dir.
+
+    ``train_dataset`` is in TRL's conversational prompt/completion format with an ``images``
+    column, so the loss covers the completion tokens only (Eq. 2 over x_1..x_n given I and p).
+    """
+    from trl import SFTConfig, SFTTrainer
+
+    import torch
+
+    processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
+                               trust_remote_code=model.trust_remote_code)  # fmt: skip
+    base = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
+                      attn_implementation=model.attn_implementation)  # fmt: skip
+    on_gpu = torch.cuda.is_available()
+    args = SFTConfig(
+        output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05,
+        logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=2,
+        report_to=[], seed=seed, data_seed=seed, max_length=None, bf16=on_gpu and model.dtype == "bfloat16",
+        use_cpu=not on_gpu, gradient_checkpointing=on_gpu, dataloader_num_workers=0,
+    )  # fmt: skip
+    trainer = SFTTrainer(
+        model=base, args=args, train_dataset=train_dataset, processing_class=processor,
+        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules,
+                                cfg.modules_to_save),
+    )  # fmt: skip
+    trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir))
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)  # the adapter appears only once complete
+    return history
