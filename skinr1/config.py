@@ -51,6 +51,7 @@ class ModelParams:
     attn_implementation: str | None = None
     max_pixels: int = 12544
     min_pixels: int = 12544
+    prompt_style: str = "paper"
 
 
 @dataclass
@@ -111,6 +112,7 @@ class GRPOParams:
     lora_alpha: int = 32
     lora_dropout: float = 0.1
     target_modules: list = field(default_factory=list)
+    modules_to_save: list = field(default_factory=list)
     logging_steps: int = 1
     save_steps: int = 100
 
@@ -150,6 +152,7 @@ CHOICES = {
     ("grpo", "granularity_norm"): ("sampled", "path"),
     ("grpo", "vllm_mode"): ("colocate", "server"),
     ("model", "dtype"): ("float32", "bfloat16", "float16"),
+    ("model", "prompt_style"): ("paper", "compact"),
 }
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from skinr1.config import ModelParams
-from skinr1.prompts import DIAGNOSIS_TEMPLATE, LESION_PROMPT, OOD_TEMPLATE
+from skinr1.prompts import template
 
 MODELS = ("base", "sft", "rl_without_sft", "sft_rl")
 MODEL_LABELS = {
@@ -18,15 +18,15 @@ MODEL_LABELS = {
 }
 
 
-def prompt_for(row: dict) -> str:
-    """Appendix D's evaluation prompt for a question row of any kind."""
+def prompt_for(row: dict, style: str = "paper") -> str:
+    """Appendix D's evaluation prompt (or its compact variant) for a question row of any kind."""
     kind = row["kind"]
     if kind == "lesion":
-        return LESION_PROMPT
+        return template("lesion", style)
     if kind == "ood":
-        return OOD_TEMPLATE.format(question=row["question"])
+        return template("ood", style).format(question=row["question"])
     letters = "/".join(row["letters"])
-    return DIAGNOSIS_TEMPLATE.format(question=row["question"], letters=letters)
+    return template("diagnosis", style).format(question=row["question"], letters=letters)
 
 
 def load_eval_model(model: ModelParams, adapter: str | None = None):
@@ -68,13 +68,13 @@ def generate(model, processor, prompts: list[str], images: list, *, batch_size: 
 
 
 def answer_questions(model, processor, rows: list[dict], *, batch_size: int, max_new_tokens: int,
-                     desc: str = "evaluate") -> list[dict]:  # fmt: skip
+                     prompt_style: str = "paper", desc: str = "evaluate") -> list[dict]:  # fmt: skip
     """One record per question: the response, strict and lenient answers, correctness."""
     from PIL import Image
 
     from skinr1.rewards import lenient_answer, strict_answer
 
-    prompts = [prompt_for(r) for r in rows]
+    prompts = [prompt_for(r, prompt_style) for r in rows]
     images = [Image.open(r["image"]) for r in rows]
     responses = generate(model, processor, prompts, images, batch_size=batch_size,
                          max_new_tokens=max_new_tokens, desc=desc)  # fmt: skip

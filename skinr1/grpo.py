@@ -15,16 +15,17 @@ from pathlib import Path
 
 from skinr1.config import GRPOParams, ModelParams
 from skinr1.model import load_model, load_processor
-from skinr1.prompts import RL_TEMPLATE, user_message
+from skinr1.prompts import template, user_message
 from skinr1.sft import latest_checkpoint, lora_config
 
 
-def rl_dataset(rows: list[dict]):
+def rl_dataset(rows: list[dict], prompt_style: str = "paper"):
     """Question rows (``mcq.Question.to_row()``) as TRL's vision GRPO format: a conversational
     ``prompt`` and a decoded ``image``; the remaining columns reach the reward functions."""
     import datasets
 
-    records = [{**r, "prompt": user_message(RL_TEMPLATE.format(question=r["question"]))} for r in rows]
+    rl = template("rl", prompt_style)
+    records = [{**r, "prompt": user_message(rl.format(question=r["question"]))} for r in rows]
     ds = datasets.Dataset.from_list(records)
     return ds.cast_column("image", datasets.Image())
 
@@ -39,7 +40,8 @@ def _policy(model: ModelParams, cfg: GRPOParams, adapter: str | None, seed: int)
         from peft import PeftModel
 
         return PeftModel.from_pretrained(base, adapter, is_trainable=True), None
-    return base, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
+    return base, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules,
+                             cfg.modules_to_save)  # fmt: skip
 
 
 def _unsloth_policy(model: ModelParams, cfg: GRPOParams, adapter: str | None, seed: int):

@@ -50,14 +50,14 @@ CHAT_TEMPLATE = (
 
 @dataclass
 class TinyConfig:
-    """Size of the embedded default model (about 5 M parameters)."""
+    """Size of the embedded default model (about 2.5 M parameters)."""
 
     vocab_size: int = 3000
-    hidden_size: int = 256
-    num_layers: int = 4
+    hidden_size: int = 192
+    num_layers: int = 3
     num_heads: int = 4
     num_kv_heads: int = 2
-    intermediate_size: int = 512
+    intermediate_size: int = 384
     vision_depth: int = 2
     vision_hidden: int = 128
     vision_heads: int = 4
@@ -250,14 +250,17 @@ ATTRIBUTE_QUESTIONS = {
 }
 
 
-def warmup_examples(rulebook, n: int, seed: int, *, image_size: int) -> list[dict]:
+def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
+                    prompt_style: str = "paper") -> list[dict]:  # fmt: skip
     """Rendered lesions with captions and visual multiple-choice questions, no diagnosis names.
 
     Feature sets come from the rule book's diagnoses with random drops and swaps, so the vision
     tower sees the downstream feature combinations without ever being told the disease.
     """
     from skinr1.lesions import render
-    from skinr1.prompts import RL_TEMPLATE, format_question, user_message
+    from skinr1.prompts import format_question, template, user_message
+
+    rl_template = template("rl", prompt_style)
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -289,7 +292,7 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int) -> list[dic
             letters = "ABCD"[: len(opts)]
             options = dict(zip(letters, opts))
             letter = letters[opts.index(right)]
-            prompt = RL_TEMPLATE.format(question=format_question(options, ATTRIBUTE_QUESTIONS[attr]))
+            prompt = rl_template.format(question=format_question(options, ATTRIBUTE_QUESTIONS[attr]))
             answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{letter}: {right}</final diagnosis>"
         out.append({"prompt": user_message(prompt),
                     "completion": [{"role": "assistant", "content": [{"type": "text", "text": answer}]}],
@@ -298,7 +301,8 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int) -> list[dic
 
 
 def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr: float, seed: int,
-            n_examples: int, image_size: int, log_file: Path | None = None) -> list[dict]:  # fmt: skip
+            n_examples: int, image_size: int, prompt_style: str = "paper",
+            log_file: Path | None = None) -> list[dict]:  # fmt: skip
     """Full-parameter training of the tiny model on ``warmup_examples``; saves in place."""
     import datasets
     from trl import SFTConfig, SFTTrainer
@@ -306,7 +310,9 @@ def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr:
     model_dir = Path(model_dir)
     proc = load_processor(str(model_dir), max_pixels=image_size**2, min_pixels=image_size**2)
     model = load_model(str(model_dir))
-    ds = datasets.Dataset.from_list(warmup_examples(rulebook, n_examples, seed, image_size=image_size))
+    ds = datasets.Dataset.from_list(
+        warmup_examples(rulebook, n_examples, seed, image_size=image_size, prompt_style=prompt_style)
+    )
     args = SFTConfig(
         output_dir=str(model_dir / "_warmup"), max_steps=steps, per_device_train_batch_size=batch_size,
         learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
@@ -333,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", default=None, help="output directory (default: base_model.out)")
     args = ap.parse_args(argv)
-    params = load_params(args.params, require=("base_model",))
+    params = load_params(args.params, require=("base_model", "model"))
     p = params.base_model
     out = Path(args.out or p.out)
     tmp = out.with_name(out.name + ".partial")
@@ -348,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     build_tiny_model(tmp, cfg, seed=params.seed)
     history = warm_up(tmp, rules, steps=p.warmup_steps, batch_size=p.warmup_batch_size,
                       lr=p.warmup_lr, seed=params.seed, n_examples=p.warmup_examples,
-                      image_size=cfg.image_size, log_file=tmp / "warmup_log.json")  # fmt: skip
+                      image_size=cfg.image_size, prompt_style=params.model.prompt_style,
+                      log_file=tmp / "warmup_log.json")  # fmt: skip
     import shutil
 
     shutil.rmtree(tmp / "_warmup", ignore_errors=True)

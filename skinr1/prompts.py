@@ -92,3 +92,44 @@ def format_question(options: dict[str, str], question: str = QUESTION) -> str:
 def user_message(text: str) -> list[dict]:
     """A conversational user turn holding one image placeholder and the prompt text."""
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+
+
+# Compact variants for the embedded tiny model: the same tags, fields and instructions in about
+# a fifth of the tokens, because on a 2-core CPU every prompt token is paid for in every
+# training step and every sampled completion. Paper scale uses the Appendix D texts above.
+COMPACT = {
+    "sft_type1": "Describe the lesion and diagnose it: <thinking>features and rationale</thinking> "
+    "<diagnosis>finest diagnosis, its taxonomy, benign or malignant</diagnosis>",
+    "sft_type23": "Describe the lesion, propose a diagnosis, compare an alternative and conclude: "
+    "<thinking>reasoning</thinking> <diagnosis>finest diagnosis, its taxonomy, benign or "
+    "malignant</diagnosis>",
+    "rl": "Answer: {question}\n<thinking>features</thinking> <final diagnosis>the most fine-grained "
+    "option; benign, malignant or precancerous in situ</final diagnosis>",
+    "diagnosis": "Answer: {question}\n<thinking>features</thinking> <final diagnosis>one option "
+    "({letters}), the most fine-grained</final diagnosis>",
+    "ood": "Answer: {question}\n<thinking>compare the options</thinking> <final diagnosis>one "
+    "option</final diagnosis>",
+    "lesion": "Answer: What type of lesion condition is present? A: benign B: malignant C: "
+    "precancerous in situ\n<thinking>features</thinking> <final diagnosis>A, B or C</final "
+    "diagnosis>",
+    "qualitative": "What type of abnormality is present? Describe the features, then the diagnosis "
+    "and the lesion condition (benign, malignant or precancerous in situ).",
+}
+PAPER = {
+    "sft_type1": SFT_TYPE1,
+    "sft_type23": SFT_TYPE23,
+    "rl": RL_TEMPLATE,
+    "diagnosis": DIAGNOSIS_TEMPLATE,
+    "ood": OOD_TEMPLATE,
+    "lesion": LESION_PROMPT,
+    "qualitative": QUALITATIVE_PROMPT,
+}
+STYLES = {"paper": PAPER, "compact": COMPACT}
+
+
+def template(name: str, style: str = "paper") -> str:
+    """A prompt template by role (sft_type1, sft_type23, rl, diagnosis, ood, lesion, qualitative)
+    in the given style ("paper": Appendix D verbatim; "compact": the tiny model's)."""
+    if style not in STYLES:
+        raise ValueError(f"model.prompt_style = {style!r}: expected one of {sorted(STYLES)}")
+    return STYLES[style][name]

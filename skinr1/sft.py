@@ -29,6 +29,17 @@ def lora_config(r: int, alpha: int, dropout: float, target_modules=None, modules
     )  # fmt: skip
 
 
+def apply_prompt_style(dataset, style: str):
+    """Re-render each trajectory's prompt in ``style``; SkinRationale itself keeps Appendix D's
+    text, and the prompt is a property of the model being trained, not of the data."""
+    from skinr1.prompts import template, user_message
+
+    if style == "paper":
+        return dataset
+    t1, t23 = template("sft_type1", style), template("sft_type23", style)
+    return dataset.map(lambda r: {"prompt": user_message(t1 if r["type"] == 1 else t23)})
+
+
 def latest_checkpoint(run_dir: Path) -> str | None:
     ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return str(ckpts[-1]) if ckpts else None
@@ -49,6 +60,7 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, r
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
     base = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
                       attn_implementation=model.attn_implementation)  # fmt: skip
+    train_dataset = apply_prompt_style(train_dataset, model.prompt_style)
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,

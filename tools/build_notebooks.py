@@ -28,7 +28,7 @@ from skinr1.taxonomy import load_taxonomy
 from skinr1.ddx import load_ddx
 from skinr1.rules import load_rules
 from skinr1 import figures
-from skinr1.knowledge_stats import coverage_table, knowledge_statistics
+from skinr1.coverage import coverage_table, knowledge_statistics
 P = load_params("params.yaml", require=("knowledge",))
 tax = load_taxonomy(); ddx = load_ddx(tax); rules = load_rules(tax)   # validation runs here
 out = Path(P.knowledge.out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ questions, qreport = build_question_set(train, "disease", tax, ddx, P.seed, n_op
                                         granularity_norm=P.grpo.granularity_norm)
 if P.data.max_train_questions:
     questions = random.Random(P.seed).sample(questions, min(P.data.max_train_questions, len(questions)))
-ds = rl_dataset([q.to_row() for q in questions])
+ds = rl_dataset([q.to_row() for q in questions], P.model.prompt_style)
 print(f"{len(ds)} RL questions from {len(train)} training samples; skipped {qreport['skipped']}")
 q = questions[0]; print(q.question); print("answer:", q.answer, "| granularity values:", q.scores)'''),
 ("code", '''runs = {"sft_rl": (P.sft.out, P.grpo.out)}
@@ -222,7 +222,8 @@ for name, adapter in adapters.items():
     model = load_eval_model(P.model, adapter)
     for kind, rows in sets.items():
         for r in answer_questions(model, processor, rows, batch_size=E.batch_size,
-                                  max_new_tokens=E.max_new_tokens, desc=f"{name}/{kind}"):
+                                  max_new_tokens=E.max_new_tokens, prompt_style=P.model.prompt_style,
+                                  desc=f"{name}/{kind}"):
             records.append({"model": name, "set": kind, **r})
     del model
 Path("data").mkdir(exist_ok=True)
@@ -272,7 +273,7 @@ from skinr1.taxonomy import load_taxonomy
 from skinr1.datasets.selection import load_configured, split_samples
 from skinr1.evaluation import generate, load_eval_model
 from skinr1.model import load_processor
-from skinr1.prompts import QUALITATIVE_PROMPT
+from skinr1.prompts import template
 P = load_params("params.yaml", require=("model", "qualitative"))
 tax = load_taxonomy()
 results = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed, check_images=P.data.check_images)
@@ -288,7 +289,7 @@ images = [Image.open(s.image) for s in cases]
 answers = {}
 for name, adapter in {"base": None, "Skin-R1": P.grpo.out}.items():
     model = load_eval_model(P.model, adapter)
-    answers[name] = generate(model, processor, [QUALITATIVE_PROMPT] * len(cases), images, batch_size=8,
+    answers[name] = generate(model, processor, [template("qualitative", P.model.prompt_style)] * len(cases), images, batch_size=8,
                              max_new_tokens=P.qualitative.max_new_tokens)'''),
 ("code", '''for i, s in enumerate(cases):
     fig, ax = plt.subplots(figsize=(2.4, 2.4)); ax.imshow(images[i]); ax.set_axis_off(); plt.show()
