@@ -78,6 +78,7 @@ class SFTParams:
     lora_dropout: float = 0.1
     target_modules: list = field(default_factory=list)
     modules_to_save: list = field(default_factory=list)
+    replay_fraction: float = 0.0
     learning_rate: float = 3e-5
     epochs: float = 4
     max_steps: int = -1

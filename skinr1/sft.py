@@ -40,13 +40,39 @@ def apply_prompt_style(dataset, style: str):
     return dataset.map(lambda r: {"prompt": user_message(t1 if r["type"] == 1 else t23)})
 
 
+def with_replay(dataset, rulebook, *, fraction: float, seed: int, image_size: int, prompt_style: str):
+    """Mix in ``fraction`` (of the result) of the base model's own warm-up examples.
+
+    Replay keeps a small model's instruction-following (the <final diagnosis> answer format it
+    learnt in warm-up) while SFT teaches diagnoses; a 7B instruct model keeps it unaided, so
+    paper scale uses fraction 0. Replay rows name no diagnosis and carry type 0.
+    """
+    import datasets
+
+    from skinr1.model import warmup_examples
+
+    if fraction <= 0:
+        return dataset
+    if not fraction < 1:
+        raise ValueError(f"sft.replay_fraction = {fraction}: must be in [0, 1)")
+    n = round(len(dataset) * fraction / (1 - fraction))
+    rows = warmup_examples(rulebook, n, seed + 1, image_size=image_size, prompt_style=prompt_style)
+    extra = {c: [None] * n for c in dataset.column_names if c not in ("prompt", "completion", "images")}
+    extra.update(type=[0] * n, id=[f"replay-{i}" for i in range(n)])
+    replay = datasets.Dataset.from_dict(
+        {"prompt": [r["prompt"] for r in rows], "completion": [r["completion"] for r in rows],
+         "images": [r["images"] for r in rows], **extra}, features=dataset.features,
+    )  # fmt: skip
+    return datasets.concatenate_datasets([dataset, replay]).shuffle(seed=seed)
+
+
 def latest_checkpoint(run_dir: Path) -> str | None:
     ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return str(ckpts[-1]) if ckpts else None
 
 
 def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, run_dir: Path,
-              out_dir: Path) -> list[dict]:  # fmt: skip
+              out_dir: Path, rulebook=None) -> list[dict]:  # fmt: skip
     """Train the LoRA, resuming from ``run_dir``'s last checkpoint; save the adapter to out_dir.
 
     ``train_dataset`` is in TRL's conversational prompt/completion format with an ``images``
@@ -61,6 +87,12 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, r
     base = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
                       attn_implementation=model.attn_implementation)  # fmt: skip
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style)
+    if cfg.replay_fraction > 0:
+        if rulebook is None:
+            raise ValueError("sft.replay_fraction > 0 needs the rule book (train_sft(rulebook=...))")
+        side = int(model.max_pixels**0.5)
+        train_dataset = with_replay(train_dataset, rulebook, fraction=cfg.replay_fraction,
+                                    seed=seed, image_size=side, prompt_style=model.prompt_style)  # fmt: skip
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,

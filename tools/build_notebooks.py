@@ -125,7 +125,10 @@ P = load_params("params.yaml", require=("model", "sft"))
 ds = load_from_disk(str(Path(P.trajectories.out) / "dataset"))
 run_dir = checkpoint_dir("sft", asdict(P.model), asdict(P.sft), P.seed, ds._fingerprint)
 print(f"{len(ds)} trajectories; base model {P.model.base}; checkpoints in {run_dir}")'''),
-("code", '''history = train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=run_dir, out_dir=Path(P.sft.out))
+("code", '''from skinr1.taxonomy import load_taxonomy
+from skinr1.rules import load_rules
+history = train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=run_dir, out_dir=Path(P.sft.out),
+                    rulebook=load_rules(load_taxonomy()))
 loss = pd.DataFrame(history)[["step", "loss"]]
 Path("plots").mkdir(exist_ok=True); loss.to_csv("plots/sft_loss.csv", index=False)
 print(f"adapter saved to {P.sft.out}; loss {loss.loss.iloc[0]:.3f} -> {loss.loss.iloc[-1]:.3f}")'''),

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skinr1.config import ParamsError, checkpoint_dir, load_params
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    mutate(raw)
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def test_shipped_params_validate_with_every_section_complete():
+    p = load_params(REPO / "params.yaml", require=tuple(
+        ["demo", "data", "base_model", "model", "knowledge", "trajectories", "sft", "grpo",
+         "evaluation", "qualitative"]))  # fmt: skip
+    assert p.seed == 1234
+    assert p.sft.lora_r == 64 and p.sft.lora_alpha == 32 and p.sft.lora_dropout == 0.1
+    assert p.grpo.num_generations == 4 and p.grpo.temperature == 1.0
+    assert p.grpo.loss_type == "grpo" and p.grpo.beta > 0
+    assert p["grpo"]["granularity_norm"] == "sampled"
+
+
+def test_misspelt_parameter_is_named_with_a_suggestion(tmp_path):
+    path = _write(tmp_path, lambda r: r["sft"].__setitem__("learnin_rate", 1e-3))
+    with pytest.raises(ParamsError, match=r"unknown parameter sft\.learnin_rate \(did you mean 'learning_rate'\?\)"):
+        load_params(path)
+
+
+def test_missing_parameter_of_a_required_section_is_named(tmp_path):
+    path = _write(tmp_path, lambda r: r["grpo"].pop("beta"))
+    with pytest.raises(ParamsError, match=r"missing parameter grpo\.beta"):
+        load_params(path, require=("grpo",))
+    # A stage that does not use the section is not stopped by it.
+    assert load_params(path, require=("sft",)).grpo.beta == 0.04
+
+
+def test_unknown_section_missing_seed_and_bad_choice(tmp_path):
+    with pytest.raises(ParamsError, match=r"unknown section 'sfft' \(did you mean 'sft'\?\)"):
+        load_params(_write(tmp_path, lambda r: r.__setitem__("sfft", {})))
+    with pytest.raises(ParamsError, match="missing parameter seed"):
+        load_params(_write(tmp_path, lambda r: r.pop("seed")))
+    with pytest.raises(ParamsError, match=r"grpo\.granularity_norm = 'depth' is not one of 'sampled', 'path'"):
+        load_params(_write(tmp_path, lambda r: r["grpo"].__setitem__("granularity_norm", "depth")))
+    with pytest.raises(ParamsError, match="parameter file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_checkpoint_dir_is_keyed_by_everything_that_shapes_the_run():
+    a = checkpoint_dir("sft", {"lr": 1e-3}, 1234, "fp")
+    assert a == checkpoint_dir("sft", {"lr": 1e-3}, 1234, "fp")
+    assert a != checkpoint_dir("sft", {"lr": 2e-3}, 1234, "fp")
+    assert a != checkpoint_dir("sft", {"lr": 1e-3}, 1234, "other-data")
+    assert a.parent == Path("models/checkpoints") and a.name.startswith("sft-")

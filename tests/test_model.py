@@ -1,0 +1,41 @@
+import pytest
+
+from skinr1.model import SPECIAL_TOKENS, TAG_TOKENS, TinyConfig, build_tiny_model, check_model_source
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_model_builds_reloads_and_generates_from_an_image(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from skinr1.evaluation import generate
+    from skinr1.model import load_model, load_processor
+
+    cfg = TinyConfig(vocab_size=600, hidden_size=64, num_layers=1, num_heads=2, num_kv_heads=1,
+                     intermediate_size=128, vision_depth=1, vision_hidden=32, vision_heads=2,
+                     image_size=56)  # fmt: skip
+    build_tiny_model(tmp_path, cfg, seed=0)
+    proc = load_processor(str(tmp_path), max_pixels=56 * 56, min_pixels=56 * 56)
+    # An explicit multimodal processor: a bare tokenizer would make TRL treat the model as text-only.
+    assert type(proc).__name__ == "ImageOnlyQwen2_5_VLProcessor"
+    tok = proc.tokenizer
+    for t in SPECIAL_TOKENS + TAG_TOKENS:
+        assert len(tok.encode(t, add_special_tokens=False)) == 1, t
+    model = load_model(str(tmp_path))
+    assert model.config.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>")
+    assert model.generation_config.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    img = Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8))
+    enc = proc(text=[proc.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}],
+                                              add_generation_prompt=True, tokenize=False)],
+               images=[img], return_tensors="pt")  # fmt: skip
+    # 56x56 -> 4x4 patches of 14 -> 2x2 merge -> 4 image tokens in the prompt.
+    assert (enc["input_ids"] == model.config.image_token_id).sum().item() == 4
+    out = generate(model, proc, ["hi", "hello"], [img, img], batch_size=2, max_new_tokens=5)
+    assert len(out) == 2 and all(isinstance(o, str) for o in out)
+
+
+def test_missing_local_model_path_names_the_parameter_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"model\.base = .*no config\.json there\. Run `dvc repro base_model`"):
+        check_model_source(str(tmp_path / "models" / "base"))
+    check_model_source("Qwen/Qwen2.5-VL-7B-Instruct")  # a hub id is left to from_pretrained

@@ -1,0 +1,111 @@
+"""Real optimiser steps of every training stage on the micro tiny model."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from skinr1.config import load_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def stage(project_copy):
+    cwd = os.getcwd()
+    os.chdir(project_copy)
+    yield load_params("params.yaml")
+    os.chdir(cwd)
+
+
+def _sft_dataset(P):
+    from skinr1.datasets.textbook import load_cases
+    from skinr1.ddx import load_ddx
+    from skinr1.rules import load_rules
+    from skinr1.taxonomy import load_taxonomy
+    from skinr1.trajectories import TemplateComparator, synthesize, to_sft_dataset
+
+    tax = load_taxonomy()
+    ddx, rules = load_ddx(tax), load_rules(tax)
+    cases = load_cases(Path(P.data.textbook_root), tax)[:12]
+    trajs, _ = synthesize(cases, tax, ddx, rules, TemplateComparator(tax, ddx, rules), seed=P.seed)
+    return to_sft_dataset(trajs), rules
+
+
+def test_sft_trains_saves_an_adapter_and_resumes(stage):
+    from skinr1.sft import train_sft
+
+    P = stage
+    ds, rules = _sft_dataset(P)
+    hist = train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=Path(P.sft.out),
+                     rulebook=rules)  # fmt: skip
+    assert [h["step"] for h in hist] == [1, 2] and all(h["loss"] > 0 for h in hist)
+    out = Path(P.sft.out)
+    assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert cfg["r"] == P.sft.lora_r and cfg["lora_alpha"] == P.sft.lora_alpha
+    assert set(cfg["modules_to_save"]) == {"embed_tokens", "lm_head"}
+    assert not Path(str(out) + ".partial").exists()
+    # A longer run with the same checkpoints resumes at step 2 instead of starting over.
+    P.sft.max_steps = 3
+    hist = train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=out, rulebook=rules)
+    assert [h["step"] for h in hist] == [1, 2, 3]
+    log = json.loads((out / "log_history.json").read_text())
+    assert log[-1]["step"] == 3
+
+
+def test_replay_mixes_the_requested_share_without_diagnosis_names(stage):
+    from skinr1.sft import with_replay
+
+    P = stage
+    ds, rules = _sft_dataset(P)
+    mixed = with_replay(ds, rules, fraction=0.25, seed=1, image_size=56, prompt_style="compact")
+    replay = [r for r in mixed if r["type"] == 0]
+    assert len(replay) == round(len(ds) * 0.25 / 0.75)
+    names = {n for n in rules.rules}
+    for r in replay:
+        text = r["completion"][0]["content"][0]["text"]
+        assert not any(f" {n}." in text or f">{n}<" in text for n in names)
+
+
+def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
+    from skinr1.datasets.selection import load_configured, split_samples
+    from skinr1.ddx import load_ddx
+    from skinr1.grpo import reward_curve, rl_dataset, train_grpo
+    from skinr1.mcq import build_question_set
+    from skinr1.sft import train_sft
+    from skinr1.taxonomy import load_taxonomy
+
+    P = stage
+    ds, rules = _sft_dataset(P)
+    train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=Path(P.sft.out), rulebook=rules)
+    tax = load_taxonomy()
+    res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
+    qs, _ = build_question_set(split_samples(res, "train")[:8], "disease", tax, load_ddx(tax), P.seed)
+    rl = rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
+    for adapter, out in ((P.sft.out, P.grpo.out), (None, P.grpo.out_without_sft)):
+        hist = train_grpo(P.model, P.grpo, rl, adapter=adapter, seed=P.seed, run_dir=Path("ck") / Path(out).name,
+                          out_dir=Path(out))  # fmt: skip
+        assert [h["step"] for h in hist] == [1, 2]
+        rows = reward_curve(hist, "run", P.grpo.rewards)
+        for r in rows:  # Eq. 5: the total is the sum of the three terms, each within its range
+            assert r["reward"] == pytest.approx(r["format"] + r["granularity"] + r["malignancy"], abs=1e-6)
+            assert 0 <= r["format"] <= 1 and 0 <= r["granularity"] <= 0.75 and 0 <= r["malignancy"] <= 0.25
+        assert (Path(out) / "adapter_model.safetensors").exists()
+    # KL to the SFT policy needs beta > 0: the paper's setting is enforced.
+    P.grpo.beta = 0.0
+    with pytest.raises(ValueError, match="grpo.beta must be > 0"):
+        train_grpo(P.model, P.grpo, rl, adapter=None, seed=P.seed, run_dir=Path("ck/x"), out_dir=Path("x"))
+
+
+def test_unsloth_engine_without_a_gpu_says_what_to_do(stage):
+    import torch
+
+    from skinr1.grpo import _policy
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    stage.grpo.engine = "unsloth"
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU.*set grpo.engine: trl"):
+        _policy(stage.model, stage.grpo, None, 0)
