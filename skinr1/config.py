@@ -208,7 +208,9 @@ class Params:
         return self.sections[name].__dict__
 
 
-def load_params(path: str | os.PathLike = "params.yaml", *, require: tuple[str, ...] = ()) -> Params:
+def load_params(
+    path: str | os.PathLike = "params.yaml", *, require: tuple[str, ...] = ()
+) -> Params:
     """Read and validate params.yaml; ``require`` names the sections a stage cannot run without."""
     path = Path(path)
     if not path.exists():
@@ -216,7 +218,9 @@ def load_params(path: str | os.PathLike = "params.yaml", *, require: tuple[str, 
     with open(path, encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
     if "seed" not in raw or not isinstance(raw["seed"], int):
-        raise ParamsError(f"{path}: missing parameter seed (an integer that drives every random choice)")
+        raise ParamsError(
+            f"{path}: missing parameter seed (an integer that drives every random choice)"
+        )
     for key in raw:
         if key != "seed" and key not in SECTIONS:
             raise ParamsError(

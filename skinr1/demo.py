@@ -39,8 +39,16 @@ DEMO_VERSION = 1
 MARKER = ".demo-complete.json"
 
 # Per-image numpy streams: (seed, STREAM[dataset], index) never collide across datasets.
-STREAM = {"HAM10000": 1, "PAD-UFES-20": 2, "BCN20000": 3, "derm12345": 4, "derm7pt": 5,
-          "dermnet": 6, "OmniMedVQA": 7, "textbook": 8}
+STREAM = {
+    "HAM10000": 1,
+    "PAD-UFES-20": 2,
+    "BCN20000": 3,
+    "derm12345": 4,
+    "derm7pt": 5,
+    "dermnet": 6,
+    "OmniMedVQA": 7,
+    "textbook": 8,
+}
 
 # Fitzpatrick I..VI shares: dermoscopy archives are mostly light skin; PAD-UFES-20 (Brazil)
 # and DermNet (an atlas) are more varied. Every type still appears once a set has 12 images.
@@ -85,13 +93,24 @@ DERM12345 = {
     "ajb": (*_MB, "banal", "junctional", "acral_junctional", 600, "melanocytic nevus"),
     "cjb": (*_MB, "banal", "junctional", "congenital_junctional", 250, "melanocytic nevus"),
     "jb": (*_MB, "banal", "junctional", "junctional", 1500, "melanocytic nevus"),
-    "acd": (*_MB, "dysplastic", "compound", "acral_dysplastic_compound", 200,
-            "melanocytic nevus"),
+    "acd": (*_MB, "dysplastic", "compound", "acral_dysplastic_compound", 200, "melanocytic nevus"),
     "cd": (*_MB, "dysplastic", "compound", "dysplastic_compound", 900, "melanocytic nevus"),
-    "ccd": (*_MB, "dysplastic", "compound", "congenital_dysplastic_compound", 150,
-            "melanocytic nevus"),
-    "ajd": (*_MB, "dysplastic", "junctional", "acral_dysplastic_junctional", 150,
-            "melanocytic nevus"),
+    "ccd": (
+        *_MB,
+        "dysplastic",
+        "compound",
+        "congenital_dysplastic_compound",
+        150,
+        "melanocytic nevus",
+    ),
+    "ajd": (
+        *_MB,
+        "dysplastic",
+        "junctional",
+        "acral_dysplastic_junctional",
+        150,
+        "melanocytic nevus",
+    ),
     "jd": (*_MB, "dysplastic", "junctional", "dysplastic_junctional", 900, "melanocytic nevus"),
     "srjd": (*_MB, "dysplastic", "junctional", "spitz_reed", 150, "melanocytic nevus"),
     "rd": (*_MB, "dysplastic", "recurrent", "recurrent", 30, "melanocytic nevus"),
@@ -103,29 +122,63 @@ DERM12345 = {
     "lm": (*_MM, "melanoma", "melanoma", "lentigo_maligna", 80, "melanoma"),
     "lmm": (*_MM, "melanoma", "melanoma", "lentigo_maligna_melanoma", 40, "melanoma"),
     "mel": (*_MM, "melanoma", "melanoma", "melanoma", 180, "melanoma"),
-    "sk": (*_NB, "keratinocytic", "keratinocytic", "seborrheic_keratosis", 607,
-           "seborrheic keratosis"),
-    "lk": (*_NB, "keratinocytic", "keratinocytic", "lichenoid_keratosis", 100,
-           "benign keratosis-like lesion"),
-    "df": (*_NB, "fibro_histiocytic", "fibro_histiocytic", "dermatofibroma", 250,
-           "dermatofibroma"),
+    "sk": (
+        *_NB,
+        "keratinocytic",
+        "keratinocytic",
+        "seborrheic_keratosis",
+        607,
+        "seborrheic keratosis",
+    ),
+    "lk": (
+        *_NB,
+        "keratinocytic",
+        "keratinocytic",
+        "lichenoid_keratosis",
+        100,
+        "benign keratosis-like lesion",
+    ),
+    "df": (*_NB, "fibro_histiocytic", "fibro_histiocytic", "dermatofibroma", 250, "dermatofibroma"),
     "angk": (*_NB, "vascular", "vascular", "angiokeratoma", 80, "vascular lesion"),
     "ha": (*_NB, "vascular", "vascular", "hemangioma", 250, "vascular lesion"),
     "la": (*_NB, "vascular", "vascular", "lymphangioma", 30, "vascular lesion"),
     "pg": (*_NB, "vascular", "vascular", "pyogenic_granuloma", 30, "vascular lesion"),
     "sa": (*_NB, "vascular", "vascular", "spider_angioma", 30, "vascular lesion"),
     "ak": (*_NI, "keratinocytic", "keratinocytic", "actinic_keratosis", 300, "actinic keratosis"),
-    "bcc": (*_NM, "keratinocytic", "keratinocytic", "basal_cell_carcinoma", 423,
-            "basal cell carcinoma"),
-    "bd": (*_NM, "keratinocytic", "keratinocytic", "bowen_disease", 37,
-           "squamous cell carcinoma"),
+    "bcc": (
+        *_NM,
+        "keratinocytic",
+        "keratinocytic",
+        "basal_cell_carcinoma",
+        423,
+        "basal cell carcinoma",
+    ),
+    "bd": (*_NM, "keratinocytic", "keratinocytic", "bowen_disease", 37, "squamous cell carcinoma"),
     "ch": (*_NM, "keratinocytic", "keratinocytic", "cutaneous_horn", 12, "actinic keratosis"),
-    "mpd": (*_NM, "keratinocytic", "keratinocytic", "mammary_paget_disease", 10,
-            "squamous cell carcinoma"),
-    "scc": (*_NM, "keratinocytic", "keratinocytic", "squamous_cell_carcinoma", 266,
-            "squamous cell carcinoma"),
-    "dfsp": (*_NM, "fibro_histiocytic", "fibro_histiocytic", "dermatofibrosarcoma_protuberans",
-             10, "dermatofibroma"),
+    "mpd": (
+        *_NM,
+        "keratinocytic",
+        "keratinocytic",
+        "mammary_paget_disease",
+        10,
+        "squamous cell carcinoma",
+    ),
+    "scc": (
+        *_NM,
+        "keratinocytic",
+        "keratinocytic",
+        "squamous_cell_carcinoma",
+        266,
+        "squamous cell carcinoma",
+    ),
+    "dfsp": (
+        *_NM,
+        "fibro_histiocytic",
+        "fibro_histiocytic",
+        "dermatofibrosarcoma_protuberans",
+        10,
+        "dermatofibroma",
+    ),
     "ks": (*_NM, "vascular", "vascular", "kaposi_sarcoma", 10, "vascular lesion"),
 }
 # Derm7pt diagnosis strings; per-diagnosis counts are estimates [U] summing to about 1011.
@@ -186,48 +239,95 @@ DERMNET_OUT = (
     ("Urticaria Hives", "urticaria", 2),
 )
 # File names the authors' regex skips (real examples); they stay in their class folders.
-DERMNET_PLAIN = (("Acne and Rosacea Photos", "07Acne081101"),
-                 ("Eczema Photos", "03EczemaExcoriated"),
-                 ("Acne and Rosacea Photos", "07PerioralDermEye"))
+DERMNET_PLAIN = (
+    ("Acne and Rosacea Photos", "07Acne081101"),
+    ("Eczema Photos", "03EczemaExcoriated"),
+    ("Acne and Rosacea Photos", "07PerioralDermEye"),
+)
 # OmniMedVQA dermoscopy subset: Disease Diagnosis items per source (paper, Table 7) and the
 # answers they use, with real class weights where known. Answer strings are [U].
 OMNI_SOURCES = {
-    "ISIC2019": (1637, "Images/ISIC2019/train", {
-        "Melanocytic nevus": 12875, "Melanoma": 4522, "Basal cell carcinoma": 3323,
-        "Benign keratosis": 2624, "Actinic keratosis": 867, "Squamous cell carcinoma": 628,
-        "Vascular lesion": 253, "Dermatofibroma": 239}),
+    "ISIC2019": (
+        1637,
+        "Images/ISIC2019/train",
+        {
+            "Melanocytic nevus": 12875,
+            "Melanoma": 4522,
+            "Basal cell carcinoma": 3323,
+            "Benign keratosis": 2624,
+            "Actinic keratosis": 867,
+            "Squamous cell carcinoma": 628,
+            "Vascular lesion": 253,
+            "Dermatofibroma": 239,
+        },
+    ),
     # ISIC2020 and ISBI2016 ask benign vs malignant (answers that name no diagnosis node).
     "ISIC2020": (1212, "Images/ISIC2020/train", {"Benign image": 32542, "Malignant image": 584}),
-    "ISBI2016": (476, "Images/ISBI2016/ISBI2016_ISIC_Part3_Training_Data", {
-        "Benign": 727, "Malignant": 173}),
-    "ISIC2018": (173, "Images/ISIC2018/val", {
-        "Melanocytic nevi": 123, "Melanoma": 21, "Benign keratosis": 22,
-        "Basal cell carcinoma": 15, "Actinic keratoses": 8, "Vascular lesions": 3,
-        "Dermatofibroma": 1}),
-    "Monkeypox Skin Image 2022": (154, "Images/Monkeypox Skin Image 2022", {
-        "Monkeypox": 279, "Chickenpox": 107, "Measles": 91, "Normal": 293}),
+    "ISBI2016": (
+        476,
+        "Images/ISBI2016/ISBI2016_ISIC_Part3_Training_Data",
+        {"Benign": 727, "Malignant": 173},
+    ),
+    "ISIC2018": (
+        173,
+        "Images/ISIC2018/val",
+        {
+            "Melanocytic nevi": 123,
+            "Melanoma": 21,
+            "Benign keratosis": 22,
+            "Basal cell carcinoma": 15,
+            "Actinic keratoses": 8,
+            "Vascular lesions": 3,
+            "Dermatofibroma": 1,
+        },
+    ),
+    "Monkeypox Skin Image 2022": (
+        154,
+        "Images/Monkeypox Skin Image 2022",
+        {"Monkeypox": 279, "Chickenpox": 107, "Measles": 91, "Normal": 293},
+    ),
 }
 OMNI_EXCLUDED = {"Fitzpatrick 17k": 1287, "PAD-UFES-20": 387}
-OMNI_HINTS = {"melanocytic nevi": "melanocytic nevus", "benign keratosis":
-              "benign keratosis-like lesion", "benign": "melanocytic nevus",
-              "benign image": "melanocytic nevus", "malignant": "melanoma",
-              "malignant image": "melanoma"}
+OMNI_HINTS = {
+    "melanocytic nevi": "melanocytic nevus",
+    "benign keratosis": "benign keratosis-like lesion",
+    "benign": "melanocytic nevus",
+    "benign image": "melanocytic nevus",
+    "malignant": "melanoma",
+    "malignant image": "melanoma",
+}
 # Drawn for labels outside the taxonomy (inflammatory and infectious look-alikes), picked by
 # label so one label always looks the same.
 OUT_OF_SCOPE_LOOKS = (
-    Features(border="ill-defined", colours=("pink", "red"), structures=("scale",),
-             surface=("scaly",)),
-    Features(elevation="raised", colours=("red", "yellow"), structures=("crust",),
-             surface=("crusted",)),
-    Features(border="ill-defined", size="large", colours=("pink",),
-             structures=("dotted vessels",), surface=("smooth",)),
-    Features(elevation="raised", size="small", colours=("skin-coloured", "white"),
-             surface=("shiny",)),
+    Features(
+        border="ill-defined", colours=("pink", "red"), structures=("scale",), surface=("scaly",)
+    ),
+    Features(
+        elevation="raised", colours=("red", "yellow"), structures=("crust",), surface=("crusted",)
+    ),
+    Features(
+        border="ill-defined",
+        size="large",
+        colours=("pink",),
+        structures=("dotted vessels",),
+        surface=("smooth",),
+    ),
+    Features(
+        elevation="raised", size="small", colours=("skin-coloured", "white"), surface=("shiny",)
+    ),
 )
 SCALE_COUNTS = {  # targets at scale 1.0
-    "HAM10000": 200, "HAM10000_test": 50, "PAD-UFES-20": 80, "BCN20000": 120,
-    "BCN20000_test": 6, "derm12345": 120, "derm7pt": 40, "dermnet_in": 50, "dermnet_out": 30,
-    "OmniMedVQA": 60, "textbook_per_diagnosis": 8,
+    "HAM10000": 200,
+    "HAM10000_test": 50,
+    "PAD-UFES-20": 80,
+    "BCN20000": 120,
+    "BCN20000_test": 6,
+    "derm12345": 120,
+    "derm7pt": 40,
+    "dermnet_in": 50,
+    "dermnet_out": 30,
+    "OmniMedVQA": 60,
+    "textbook_per_diagnosis": 8,
 }
 
 
@@ -246,8 +346,9 @@ def allocate(weights: dict[str, float], total: int, floor: int) -> dict[str, int
 
 
 def _tones(n: int, weights: tuple[float, ...], rng: random.Random) -> list[int]:
-    counts = allocate({str(t): w for t, w in zip(range(1, 7), weights, strict=True)}, n,
-                      1 if n >= 12 else 0)
+    counts = allocate(
+        {str(t): w for t, w in zip(range(1, 7), weights, strict=True)}, n, 1 if n >= 12 else 0
+    )
     out = [int(t) for t, c in counts.items() for _ in range(c)]
     rng.shuffle(out)
     return out
@@ -283,8 +384,9 @@ class _Painter:
     def draw(self, path: Path, feats: Features, tone: int, modality: str = "dermoscopic") -> None:
         rng = np.random.default_rng([self.ctx.seed, STREAM[self.dataset], self.count])
         self.count += 1
-        img = self.ctx.render(feats, rng, size=self.ctx.image_size, skin_tone=tone,
-                              modality=modality)
+        img = self.ctx.render(
+            feats, rng, size=self.ctx.image_size, skin_tone=tone, modality=modality
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".png":
             img.save(path, format="PNG")
@@ -295,8 +397,9 @@ class _Painter:
 
 
 class _Context:
-    def __init__(self, taxonomy, rules, seed: int, scale: float, image_size: int,
-                 render: Callable) -> None:
+    def __init__(
+        self, taxonomy, rules, seed: int, scale: float, image_size: int, render: Callable
+    ) -> None:
         self.taxonomy, self.rules, self.seed = taxonomy, rules, seed
         self.scale, self.image_size, self.render = scale, image_size, render
         self.floor = 3 if scale >= 0.5 else 1
@@ -344,8 +447,9 @@ def official_cut(labels: list[str], fractions: dict[str, float], rng: random.Ran
     return out
 
 
-def _expand(counts: dict[str, int], rng: random.Random, max_group: int = 3,
-            p_single: float = 0.7) -> list[tuple[str, int]]:
+def _expand(
+    counts: dict[str, int], rng: random.Random, max_group: int = 3, p_single: float = 0.7
+) -> list[tuple[str, int]]:
     """(label, group size) units: most lesions have one image, some two or three."""
     units = []
     for label, n in counts.items():
@@ -359,8 +463,23 @@ def _expand(counts: dict[str, int], rng: random.Random, max_group: int = 3,
 
 
 # --- the datasets ----------------------------------------------------------------------------
-HAM_SITES = ("back", "lower extremity", "trunk", "upper extremity", "abdomen", "face", "chest",
-             "foot", "neck", "scalp", "hand", "ear", "genital", "acral", "unknown")
+HAM_SITES = (
+    "back",
+    "lower extremity",
+    "trunk",
+    "upper extremity",
+    "abdomen",
+    "face",
+    "chest",
+    "foot",
+    "neck",
+    "scalp",
+    "hand",
+    "ear",
+    "genital",
+    "acral",
+    "unknown",
+)
 HAM_SOURCES = ("vidir_molemax", "vidir_modern", "rosendahl", "vienna_dias")
 
 
@@ -374,8 +493,13 @@ def _ham_rows(ctx, paint, counts, ids, lesion_ids, rng, tones, folder_of) -> lis
         sex = rng.choices(("male", "female", "unknown"), (0.54, 0.45, 0.01))[0]
         site = rng.choice(HAM_SITES)
         source = rng.choices(HAM_SOURCES, (3954, 3363, 2259, 439))[0]
-        dx_type = ("histo" if dx in {"mel", "bcc", "akiec"} or rng.random() < 0.4
-                   else rng.choice(("follow_up", "consensus")) if dx == "nv" else "consensus")
+        dx_type = (
+            "histo"
+            if dx in {"mel", "bcc", "akiec"} or rng.random() < 0.4
+            else rng.choice(("follow_up", "consensus"))
+            if dx == "nv"
+            else "consensus"
+        )
         feats = paint.features(dx, HAM_DX[dx][1])
         for _ in range(k):
             image_id = next(it_ids)
@@ -399,29 +523,72 @@ def write_ham10000(ctx: _Context, root: Path) -> dict:
     part = {True: root / "HAM10000_images_part_1", False: root / "HAM10000_images_part_2"}
     lesions = [f"HAM_{i:07d}" for i in rng.sample(range(0, 7470), len(ids))]
     tones = _tones(len(ids), TONES_LIGHT, rng)
-    rows = _ham_rows(ctx, paint, counts, order, lesions, rng, tones,
-                     lambda i: part[i < half])
+    rows = _ham_rows(ctx, paint, counts, order, lesions, rng, tones, lambda i: part[i < half])
     rows.sort(key=lambda r: (list(HAM_DX).index(r[2]), r[0], r[1]))
     header = ["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization", "dataset"]
     _write_csv(root / "HAM10000_metadata", header, rows)
-    t_ids = [f"ISIC_{i:07d}" for i in sorted(rng.sample(range(34524, 36036),
-                                                        sum(test_counts.values())))]
+    t_ids = [
+        f"ISIC_{i:07d}" for i in sorted(rng.sample(range(34524, 36036), sum(test_counts.values())))
+    ]
     t_les = [f"HAM_{i:07d}" for i in rng.sample(range(7470, 9999), len(t_ids))]
-    t_rows = _ham_rows(ctx, paint, test_counts, t_ids, t_les, rng,
-                       _tones(len(t_ids), TONES_LIGHT, rng),
-                       lambda i: root / "ISIC2018_Task3_Test_Images")
+    t_rows = _ham_rows(
+        ctx,
+        paint,
+        test_counts,
+        t_ids,
+        t_les,
+        rng,
+        _tones(len(t_ids), TONES_LIGHT, rng),
+        lambda i: root / "ISIC2018_Task3_Test_Images",
+    )
     t_rows.sort(key=lambda r: r[1])
     _write_csv(root / "ISIC2018_Task3_Test_GroundTruth.csv", header, t_rows)
     return {"images": len(rows) + len(t_rows)}
 
 
-PAD_REGIONS = ("FACE", "NOSE", "FOREARM", "BACK", "CHEST", "ARM", "HAND", "EAR", "NECK", "LIP",
-               "SCALP", "THIGH", "ABDOMEN", "FOOT")
+PAD_REGIONS = (
+    "FACE",
+    "NOSE",
+    "FOREARM",
+    "BACK",
+    "CHEST",
+    "ARM",
+    "HAND",
+    "EAR",
+    "NECK",
+    "LIP",
+    "SCALP",
+    "THIGH",
+    "ABDOMEN",
+    "FOOT",
+)
 PAD_HEADER = (
-    "patient_id", "lesion_id", "smoke", "drink", "background_father", "background_mother", "age",
-    "pesticide", "gender", "skin_cancer_history", "cancer_history", "has_piped_water",
-    "has_sewage_system", "fitspatrick", "region", "diameter_1", "diameter_2", "diagnostic",
-    "itch", "grew", "hurt", "changed", "bleed", "elevation", "img_id", "biopsed",
+    "patient_id",
+    "lesion_id",
+    "smoke",
+    "drink",
+    "background_father",
+    "background_mother",
+    "age",
+    "pesticide",
+    "gender",
+    "skin_cancer_history",
+    "cancer_history",
+    "has_piped_water",
+    "has_sewage_system",
+    "fitspatrick",
+    "region",
+    "diameter_1",
+    "diameter_2",
+    "diagnostic",
+    "itch",
+    "grew",
+    "hurt",
+    "changed",
+    "bleed",
+    "elevation",
+    "img_id",
+    "biopsed",
 )
 
 
@@ -455,24 +622,82 @@ def write_pad_ufes20(ctx: _Context, root: Path) -> dict:
             paint.draw(root / "images" / part / part / img, feats, tone, modality="clinical")
             symptoms = [rng.choice(("True", "False", "UNK")) for _ in range(6)]
             if sparse:
-                rows.append([patient, lesion, "", "", "", "", age, "", "", "", "", "", "", "",
-                             region, "", "", dx, *symptoms, img, "False"])
+                rows.append(
+                    [
+                        patient,
+                        lesion,
+                        "",
+                        "",
+                        "",
+                        "",
+                        age,
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        region,
+                        "",
+                        "",
+                        dx,
+                        *symptoms,
+                        img,
+                        "False",
+                    ]
+                )
             else:
                 origin = rng.choice(("POMERANIA", "ITALY", "GERMANY", "BRAZIL", "PORTUGAL"))
-                rows.append([
-                    patient, lesion, rng.choice(boolean), rng.choice(boolean), origin, origin,
-                    age, rng.choice(boolean), sex, rng.choice(boolean), rng.choice(boolean),
-                    "True", rng.choice(boolean), f"{tone:.1f}", region, f"{d1:.1f}",
-                    f"{d2:.1f}", dx, *symptoms, img, biopsed,
-                ])
+                rows.append(
+                    [
+                        patient,
+                        lesion,
+                        rng.choice(boolean),
+                        rng.choice(boolean),
+                        origin,
+                        origin,
+                        age,
+                        rng.choice(boolean),
+                        sex,
+                        rng.choice(boolean),
+                        rng.choice(boolean),
+                        "True",
+                        rng.choice(boolean),
+                        f"{tone:.1f}",
+                        region,
+                        f"{d1:.1f}",
+                        f"{d2:.1f}",
+                        dx,
+                        *symptoms,
+                        img,
+                        biopsed,
+                    ]
+                )
     _write_csv(root / "metadata.csv", PAD_HEADER, rows)
     return {"images": len(rows)}
 
 
-BCN_SITES = ("anterior torso", "posterior torso", "head/neck", "upper extremity",
-             "lower extremity", "palms/soles", "oral/genital", "")
-BCN_HEADER = ("bcn_filename", "age_approx", "anatom_site_general", "diagnosis", "lesion_id",
-              "capture_date", "sex", "split")
+BCN_SITES = (
+    "anterior torso",
+    "posterior torso",
+    "head/neck",
+    "upper extremity",
+    "lower extremity",
+    "palms/soles",
+    "oral/genital",
+    "",
+)
+BCN_HEADER = (
+    "bcn_filename",
+    "age_approx",
+    "anatom_site_general",
+    "diagnosis",
+    "lesion_id",
+    "capture_date",
+    "sex",
+    "split",
+)
 
 
 def write_bcn20000(ctx: _Context, root: Path) -> dict:
@@ -492,8 +717,11 @@ def write_bcn20000(ctx: _Context, root: Path) -> dict:
     rows, i = [], 0
     for dx, k in _expand(counts, rng, max_group=3, p_single=0.6):
         lesion = f"BCN_{next(lesions):07d}"
-        age, sex, site = rng.randrange(15, 90, 5), rng.choice(("male", "female")), \
-            rng.choice(BCN_SITES)
+        age, sex, site = (
+            rng.randrange(15, 90, 5),
+            rng.choice(("male", "female")),
+            rng.choice(BCN_SITES),
+        )
         feats = paint.features(dx, BCN_DX[dx][1])
         for _ in range(k):
             name, day = names[i], start + timedelta(days=rng.randint(0, 3650))
@@ -507,17 +735,33 @@ def write_bcn20000(ctx: _Context, root: Path) -> dict:
         name = names[i + j]
         dx = rng.choice(list(BCN_DX))
         paint.draw(root / "bcn_20k_test" / name, paint.features(dx, BCN_DX[dx][1]), tones[i + j])
-        test_rows.append([name, _num(rng.randrange(15, 90, 5)), rng.choice(BCN_SITES),
-                          f"BCN_{next(lesions):07d}",
-                          (start + timedelta(days=rng.randint(0, 3650))).isoformat(),
-                          rng.choice(("male", "female")), "test"])
+        test_rows.append(
+            [
+                name,
+                _num(rng.randrange(15, 90, 5)),
+                rng.choice(BCN_SITES),
+                f"BCN_{next(lesions):07d}",
+                (start + timedelta(days=rng.randint(0, 3650))).isoformat(),
+                rng.choice(("male", "female")),
+                "test",
+            ]
+        )
     header = [h for h in BCN_HEADER if h != "diagnosis"]
     _write_csv(root / "bcn_20k_test.csv", header, sorted(test_rows))
     return {"images": len(rows) + len(test_rows)}
 
 
-DERM12345_HEADER = ("image_id", "patient_id", "split", "super_class", "malignancy",
-                    "main_class_1", "main_class_2", "sub_class", "label")
+DERM12345_HEADER = (
+    "image_id",
+    "patient_id",
+    "split",
+    "super_class",
+    "malignancy",
+    "main_class_1",
+    "main_class_2",
+    "sub_class",
+    "label",
+)
 
 
 def write_derm12345(ctx: _Context, root: Path) -> dict:
@@ -547,41 +791,89 @@ def write_derm12345(ctx: _Context, root: Path) -> dict:
                 folder = root / f"derm12345_train_part_{part}" / label
             paint.draw(folder / f"{image_id}.jpg", feats, tones[t])
             t += 1
-            rows[split].append([image_id, patient, split, super_class, malignancy, m1, m2,
-                                sub, label])
+            rows[split].append(
+                [image_id, patient, split, super_class, malignancy, m1, m2, sub, label]
+            )
     for split, body in rows.items():
         _write_csv(root / f"derm12345_metadata_{split}.csv", DERM12345_HEADER, sorted(body))
     return {"images": t}
 
 
 DERM7PT_HEADER = (
-    "case_num", "diagnosis", "seven_point_score", "pigment_network", "streaks", "pigmentation",
-    "regression_structures", "dots_and_globules", "blue_whitish_veil", "vascular_structures",
-    "level_of_diagnostic_difficulty", "elevation", "location", "sex", "management", "clinic",
-    "derm", "case_id", "notes",
+    "case_num",
+    "diagnosis",
+    "seven_point_score",
+    "pigment_network",
+    "streaks",
+    "pigmentation",
+    "regression_structures",
+    "dots_and_globules",
+    "blue_whitish_veil",
+    "vascular_structures",
+    "level_of_diagnostic_difficulty",
+    "elevation",
+    "location",
+    "sex",
+    "management",
+    "clinic",
+    "derm",
+    "case_id",
+    "notes",
 )
-DERM7PT_LOCATIONS = ("back", "lower limbs", "upper limbs", "abdomen", "chest", "head neck",
-                     "buttocks", "genital areas", "acral")
+DERM7PT_LOCATIONS = (
+    "back",
+    "lower limbs",
+    "upper limbs",
+    "abdomen",
+    "chest",
+    "head neck",
+    "buttocks",
+    "genital areas",
+    "acral",
+)
 DERM7PT_FOLDERS = ("Aal", "Abl", "Fgl", "Fhl", "Gal", "NEL", "Nbl", "Ncl")
-VESSELS = {"arborizing vessels": "arborizing", "dotted vessels": "dotted",
-           "hairpin vessels": "hairpin", "linear irregular vessels": "linear irregular",
-           "glomerular vessels": "dotted"}
+VESSELS = {
+    "arborizing vessels": "arborizing",
+    "dotted vessels": "dotted",
+    "hairpin vessels": "hairpin",
+    "linear irregular vessels": "linear irregular",
+    "glomerular vessels": "dotted",
+}
 
 
 def seven_point(f: Features) -> dict[str, str]:
     """The 7-point checklist fields a Derm7pt annotator would give the drawn features."""
     s = set(f.structures)
-    network = ("atypical" if "atypical pigment network" in s
-               else "typical" if {"typical pigment network", "peripheral fine network"} & s
-               else "absent")
-    dots = ("irregular" if "irregular dots and globules" in s
-            else "regular" if "regular dots and globules" in s else "absent")
-    streaks = ("irregular" if "irregular streaks" in s
-               else "regular" if "regular streaks" in s else "absent")
+    network = (
+        "atypical"
+        if "atypical pigment network" in s
+        else "typical"
+        if {"typical pigment network", "peripheral fine network"} & s
+        else "absent"
+    )
+    dots = (
+        "irregular"
+        if "irregular dots and globules" in s
+        else "regular"
+        if "regular dots and globules" in s
+        else "absent"
+    )
+    streaks = (
+        "irregular"
+        if "irregular streaks" in s
+        else "regular"
+        if "regular streaks" in s
+        else "absent"
+    )
     vessel = next((VESSELS[v] for v in f.structures if v in VESSELS), "absent")
     dark = {"dark brown", "black", "light brown"} & set(f.colours)
-    pigmentation = ("absent" if not dark
-                    else "diffuse irregular" if f.symmetry == "asymmetric" else "diffuse regular")
+    pigmentation = (
+        "absent"
+        if not dark
+        else "diffuse irregular"
+        if f.symmetry == "asymmetric"
+        else "diffuse regular"
+    )
     fields = {
         "pigment_network": network,
         "streaks": streaks,
@@ -591,10 +883,15 @@ def seven_point(f: Features) -> dict[str, str]:
         "blue_whitish_veil": "present" if "blue-white veil" in s else "absent",
         "vascular_structures": vessel,
     }
-    score = (2 * (network == "atypical") + 2 * (fields["blue_whitish_veil"] == "present")
-             + 2 * (vessel in {"dotted", "linear irregular"})
-             + (pigmentation.endswith("irregular")) + (streaks == "irregular")
-             + (dots == "irregular") + (fields["regression_structures"] != "absent"))
+    score = (
+        2 * (network == "atypical")
+        + 2 * (fields["blue_whitish_veil"] == "present")
+        + 2 * (vessel in {"dotted", "linear irregular"})
+        + (pigmentation.endswith("irregular"))
+        + (streaks == "irregular")
+        + (dots == "irregular")
+        + (fields["regression_structures"] != "absent")
+    )
     fields["seven_point_score"] = str(score)
     return fields
 
@@ -604,8 +901,9 @@ def write_derm7pt(ctx: _Context, root: Path) -> dict:
     two photos per case with mixed ``.JPG``/``.jpg``; index files hold 0-based row positions."""
     rng, paint = ctx.rng("derm7pt"), _Painter(ctx, "derm7pt")
     base = root / "release_v0"
-    counts = allocate({k: v[0] for k, v in DERM7PT_DX.items()}, ctx.n("derm7pt"),
-                      1 if ctx.scale >= 0.5 else 0)
+    counts = allocate(
+        {k: v[0] for k, v in DERM7PT_DX.items()}, ctx.n("derm7pt"), 1 if ctx.scale >= 0.5 else 0
+    )
     cases = [dx for dx, n in counts.items() for _ in range(n)]
     rng.shuffle(cases)
     tones = _tones(len(cases), TONES_LIGHT, rng)
@@ -623,16 +921,31 @@ def write_derm7pt(ctx: _Context, root: Path) -> dict:
             paths.append(rel)
         sp = seven_point(feats)
         elevation = {"flat": "flat", "raised": "palpable", "nodular": "nodular"}[feats.elevation]
-        rows.append([
-            i + 1, dx, sp["seven_point_score"], sp["pigment_network"], sp["streaks"],
-            sp["pigmentation"], sp["regression_structures"], sp["dots_and_globules"],
-            sp["blue_whitish_veil"], sp["vascular_structures"],
-            rng.choice(("low", "medium", "high")), elevation, rng.choice(DERM7PT_LOCATIONS),
-            rng.choice(("female", "male")),
-            "excision" if "melanoma" in dx or dx == "basal cell carcinoma"
-            else rng.choice(("clinical follow up", "no further examination")),
-            paths[0], paths[1], "", "",
-        ])
+        rows.append(
+            [
+                i + 1,
+                dx,
+                sp["seven_point_score"],
+                sp["pigment_network"],
+                sp["streaks"],
+                sp["pigmentation"],
+                sp["regression_structures"],
+                sp["dots_and_globules"],
+                sp["blue_whitish_veil"],
+                sp["vascular_structures"],
+                rng.choice(("low", "medium", "high")),
+                elevation,
+                rng.choice(DERM7PT_LOCATIONS),
+                rng.choice(("female", "male")),
+                "excision"
+                if "melanoma" in dx or dx == "basal cell carcinoma"
+                else rng.choice(("clinical follow up", "no further examination")),
+                paths[0],
+                paths[1],
+                "",
+                "",
+            ]
+        )
     _write_csv(base / "meta" / "meta.csv", DERM7PT_HEADER, rows)
     # The official proportions, 413 : 203 : 395 of 1011 cases.
     cut = official_cut(cases, {"train": 413, "valid": 203, "test": 395}, rng)
@@ -652,12 +965,16 @@ def write_dermnet(ctx: _Context, root: Path) -> dict:
         for folder in FOLDERS:
             (root / part / folder).mkdir(parents=True, exist_ok=True)
     items: list[tuple[str, str, str | None]] = []  # (folder, stem, hint)
-    ins = allocate({f"{i}": w for i, (*_, w, _h) in enumerate(DERMNET_IN)}, ctx.n("dermnet_in"),
-                   ctx.floor)
+    ins = allocate(
+        {f"{i}": w for i, (*_, w, _h) in enumerate(DERMNET_IN)}, ctx.n("dermnet_in"), ctx.floor
+    )
     for i, (folder, stem, _, hint) in enumerate(DERMNET_IN):
         items += [(folder, stem, hint)] * ins[str(i)]
-    outs = allocate({f"{i}": w for i, (*_, w) in enumerate(DERMNET_OUT)},
-                    ctx.n("dermnet_out") - len(DERMNET_PLAIN), 1)
+    outs = allocate(
+        {f"{i}": w for i, (*_, w) in enumerate(DERMNET_OUT)},
+        ctx.n("dermnet_out") - len(DERMNET_PLAIN),
+        1,
+    )
     for i, (folder, stem, _) in enumerate(DERMNET_OUT):
         items += [(folder, stem, None)] * outs[str(i)]
     tones = _tones(len(items) + len(DERMNET_PLAIN), TONES_VARIED, rng)
@@ -671,32 +988,42 @@ def write_dermnet(ctx: _Context, root: Path) -> dict:
         paint.draw(path, paint.features(raw, hint), tones[j], modality="clinical")
         written += 1
     for j, (folder, stem) in enumerate(DERMNET_PLAIN):
-        paint.draw(root / "train" / folder / f"{stem}.jpg", paint.features(folder, None),
-                   tones[len(items) + j], modality="clinical")
+        paint.draw(
+            root / "train" / folder / f"{stem}.jpg",
+            paint.features(folder, None),
+            tones[len(items) + j],
+            modality="clinical",
+        )
         written += 1
     return {"images": written}
 
 
-OMNI_QUESTIONS = ("What is the diagnosis of this image?",
-                  "Which skin disease is shown in this dermoscopy image?",
-                  "What diagnosis best fits the lesion in the picture?")
+OMNI_QUESTIONS = (
+    "What is the diagnosis of this image?",
+    "Which skin disease is shown in this dermoscopy image?",
+    "What diagnosis best fits the lesion in the picture?",
+)
 
 
-def _omni_item(rng, qid, source, image_path, answer, pool, qtype="Disease Diagnosis",
-               question=None) -> dict:
+def _omni_item(
+    rng, qid, source, image_path, answer, pool, qtype="Disease Diagnosis", question=None
+) -> dict:
     n_opts = rng.choices((4, 3, 2), (0.8, 0.1, 0.1))[0]
     wrong = [a for a in pool if a.lower() != answer.lower()]
     options = [answer, *rng.sample(wrong, min(n_opts - 1, len(wrong)))]
     rng.shuffle(options)
-    item = {"question_id": qid, "question_type": qtype,
-            "question": question or rng.choice(OMNI_QUESTIONS),
-            # Answers come spelled like the option or with a stray full stop / case change.
-            "gt_answer": rng.choice((answer, answer, f"{answer}.", answer.lower())),
-            "image_path": image_path}
+    item = {
+        "question_id": qid,
+        "question_type": qtype,
+        "question": question or rng.choice(OMNI_QUESTIONS),
+        # Answers come spelled like the option or with a stray full stop / case change.
+        "gt_answer": rng.choice((answer, answer, f"{answer}.", answer.lower())),
+        "image_path": image_path,
+    }
     for letter, text in zip("ABCD", options, strict=False):
         item[f"option_{letter}"] = text
     if len(options) < 4 and rng.random() < 0.5:  # missing vs explicit null options
-        for letter in "ABCD"[len(options):]:
+        for letter in "ABCD"[len(options) :]:
             item[f"option_{letter}"] = None
     item["modality_type"] = "Dermoscopy"
     item["dataset"] = source
@@ -710,8 +1037,9 @@ def write_omnimedvqa(ctx: _Context, root: Path) -> dict:
     rng, paint = ctx.rng("OmniMedVQA"), _Painter(ctx, "OmniMedVQA")
     base = root / "OmniMedVQA"
     qa = base / "QA_information" / "Open-access"
-    per_source = allocate({s: v[0] for s, v in OMNI_SOURCES.items()}, ctx.n("OmniMedVQA"),
-                          ctx.floor)
+    per_source = allocate(
+        {s: v[0] for s, v in OMNI_SOURCES.items()}, ctx.n("OmniMedVQA"), ctx.floor
+    )
     n_images = 2 * sum(per_source.values()) + 50  # an upper bound on the images drawn
     tones = iter(_tones(n_images, TONES_LIGHT, rng))
     image_no = iter(rng.sample(range(1, 73000), n_images))
@@ -727,26 +1055,36 @@ def write_omnimedvqa(ctx: _Context, root: Path) -> dict:
         return rel
 
     for source, (_, folder, classes) in OMNI_SOURCES.items():
-        answers = allocate(classes, per_source[source], 1 if len(classes) <= per_source[source]
-                           else 0)
+        answers = allocate(
+            classes, per_source[source], 1 if len(classes) <= per_source[source] else 0
+        )
         items = []
         # Diagnosis questions draw distractors from other diseases too; benign-vs-malignant
         # ones have just their two answers (so option_C/D are missing or null).
-        pool = list(classes) + ([g for g in generic if g not in classes] if len(classes) > 2
-                                else [])
+        pool = list(classes) + (
+            [g for g in generic if g not in classes] if len(classes) > 2 else []
+        )
         modality = "clinical" if source.startswith("Monkeypox") else "dermoscopic"
         for answer, n in answers.items():
             for _ in range(n):
                 qid = f"{source.replace(' ', '_')}_{len(items):04d}"
-                items.append(_omni_item(rng, qid, source, image(folder, answer, modality),
-                                        answer, pool))
+                items.append(
+                    _omni_item(rng, qid, source, image(folder, answer, modality), answer, pool)
+                )
         for _ in range(max(1, per_source[source] // 6)):  # other question types, left out
             answer = rng.choice(list(classes))
-            items.append(_omni_item(
-                rng, f"{source.replace(' ', '_')}_{len(items):04d}", source,
-                image(folder, answer, modality), "Dermoscopy",
-                ["Dermoscopy", "CT", "MRI", "X-Ray"], "Modality Recognition",
-                "What imaging modality was used to take this image?"))
+            items.append(
+                _omni_item(
+                    rng,
+                    f"{source.replace(' ', '_')}_{len(items):04d}",
+                    source,
+                    image(folder, answer, modality),
+                    "Dermoscopy",
+                    ["Dermoscopy", "CT", "MRI", "X-Ray"],
+                    "Modality Recognition",
+                    "What imaging modality was used to take this image?",
+                )
+            )
         rng.shuffle(items)
         qa.mkdir(parents=True, exist_ok=True)
         (qa / f"{source}.json").write_text(json.dumps(items, indent=4), encoding="utf-8")
@@ -755,8 +1093,16 @@ def write_omnimedvqa(ctx: _Context, root: Path) -> dict:
         answers = ["Psoriasis", "Basal cell carcinoma", "Melanoma", "Eczema"]
         for k in range(max(2, round(real / 3652 * ctx.n("OmniMedVQA") / 3))):
             answer = answers[k % len(answers)]
-            items.append(_omni_item(rng, f"{source.replace(' ', '_')}_{k:04d}", source,
-                                    image(f"Images/{source}", answer), answer, answers))
+            items.append(
+                _omni_item(
+                    rng,
+                    f"{source.replace(' ', '_')}_{k:04d}",
+                    source,
+                    image(f"Images/{source}", answer),
+                    answer,
+                    answers,
+                )
+            )
         (qa / f"{source}.json").write_text(json.dumps(items, indent=4), encoding="utf-8")
     return {"images": written}
 
@@ -801,10 +1147,13 @@ def write_textbook(ctx: _Context, root: Path) -> dict:
             rel = f"images/{case_id}.png"
             paint.draw(root / rel, rule.features, tones[k], modality=modality)
             view = "Dermoscopy" if modality == "dermoscopic" else "A clinical photograph"
-            rationale = (f"{view} of Fitzpatrick type {ROMAN[tones[k] - 1]} skin shows a "
-                         f"{rule.features.describe()}. {rule.text}")
-            lines.append(json.dumps({"id": case_id, "image": rel, "rationale": rationale,
-                                     "diagnosis": node}))
+            rationale = (
+                f"{view} of Fitzpatrick type {ROMAN[tones[k] - 1]} skin shows a "
+                f"{rule.features.describe()}. {rule.text}"
+            )
+            lines.append(
+                json.dumps({"id": case_id, "image": rel, "rationale": rationale, "diagnosis": node})
+            )
     (root / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"images": len(lines), "cases": len(lines)}
 
@@ -832,15 +1181,28 @@ def _fingerprint(taxonomy, rules, render: Callable) -> str:
         except (TypeError, OSError):
             code.append(repr(obj))
     blob = json.dumps(
-        {"maps": taxonomy.dataset_maps, "nodes": sorted(taxonomy.nodes), "code": code,
-         "rules": {k: [r.text, asdict(r.features)] for k, r in sorted(rules.rules.items())}},
-        sort_keys=True, default=list,
+        {
+            "maps": taxonomy.dataset_maps,
+            "nodes": sorted(taxonomy.nodes),
+            "code": code,
+            "rules": {k: [r.text, asdict(r.features)] for k, r in sorted(rules.rules.items())},
+        },
+        sort_keys=True,
+        default=list,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def write_demo(root: Path, taxonomy, rules, *, seed: int, scale: float = 1.0,
-               image_size: int = 128, render: Callable | None = None) -> dict:
+def write_demo(
+    root: Path,
+    taxonomy,
+    rules,
+    *,
+    seed: int,
+    scale: float = 1.0,
+    image_size: int = 128,
+    render: Callable | None = None,
+) -> dict:
     """Write (or reuse) the demo data under ``root``; return counts per dataset and split.
 
     Reused when ``root`` holds a completed marker for the same parameters and inputs. The
@@ -855,8 +1217,13 @@ def write_demo(root: Path, taxonomy, rules, *, seed: int, scale: float = 1.0,
     if render is None:
         from skinr1.lesions import render
     root = Path(root)
-    params = {"version": DEMO_VERSION, "seed": seed, "scale": scale, "image_size": image_size,
-              "inputs": _fingerprint(taxonomy, rules, render)}
+    params = {
+        "version": DEMO_VERSION,
+        "seed": seed,
+        "scale": scale,
+        "image_size": image_size,
+        "inputs": _fingerprint(taxonomy, rules, render),
+    }
     marker = root / MARKER
     if marker.is_file():
         try:
@@ -867,8 +1234,7 @@ def write_demo(root: Path, taxonomy, rules, *, seed: int, scale: float = 1.0,
             return done["summary"]
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(
-            f"{root} exists and is not a demo root (no {MARKER}); pick another --root or "
-            "remove it"
+            f"{root} exists and is not a demo root (no {MARKER}); pick another --root or remove it"
         )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
@@ -881,10 +1247,15 @@ def write_demo(root: Path, taxonomy, rules, *, seed: int, scale: float = 1.0,
             folder = tmp / name
             folder.mkdir(parents=True)
             images[name] = writer(ctx, folder)["images"]
-        summary = {"root": str(root), **{k: params[k] for k in ("seed", "scale", "image_size")},
-                   "images": images, "samples": _loaded_counts(tmp, taxonomy, seed)}
-        (tmp / MARKER).write_text(json.dumps({"params": params, "summary": summary}, indent=1),
-                                  encoding="utf-8")
+        summary = {
+            "root": str(root),
+            **{k: params[k] for k in ("seed", "scale", "image_size")},
+            "images": images,
+            "samples": _loaded_counts(tmp, taxonomy, seed),
+        }
+        (tmp / MARKER).write_text(
+            json.dumps({"params": params, "summary": summary}, indent=1), encoding="utf-8"
+        )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written tree behind
         raise
@@ -928,24 +1299,37 @@ def main(argv: list[str] | None = None) -> int:
         from skinr1.config import load_params
 
         p = load_params(args.params, require=("demo",))
-        defaults = {"root": Path(p.demo.root), "seed": p.seed, "scale": p.demo.scale,
-                    "image_size": p.demo.image_size}
-    opts = {k: getattr(args, k) if getattr(args, k) is not None else v
-            for k, v in defaults.items()}
+        defaults = {
+            "root": Path(p.demo.root),
+            "seed": p.seed,
+            "scale": p.demo.scale,
+            "image_size": p.demo.image_size,
+        }
+    opts = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()}
     from skinr1.rules import load_rules
     from skinr1.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
-    summary = write_demo(opts["root"], taxonomy, load_rules(taxonomy), seed=opts["seed"],
-                         scale=opts["scale"], image_size=opts["image_size"])
-    print(f"demo data in {opts['root']} (seed {opts['seed']}, scale {opts['scale']}, "
-          f"{opts['image_size']} px)")
+    summary = write_demo(
+        opts["root"],
+        taxonomy,
+        load_rules(taxonomy),
+        seed=opts["seed"],
+        scale=opts["scale"],
+        image_size=opts["image_size"],
+    )
+    print(
+        f"demo data in {opts['root']} (seed {opts['seed']}, scale {opts['scale']}, "
+        f"{opts['image_size']} px)"
+    )
     print(f"{'dataset':<13}{'images':>8}{'train':>7}{'val':>6}{'test':>6}{'unmapped':>10}")
     for name, n in summary["images"].items():
         c = summary["samples"].get(name, {})
         if name == "textbook":
             print(f"{name:<13}{n:>8}   ({c.get('cases', 0)} cases)")
             continue
-        print(f"{name:<13}{n:>8}{c.get('train', 0):>7}{c.get('val', 0):>6}"
-              f"{c.get('test', 0):>6}{c.get('unmapped', 0):>10}")
+        print(
+            f"{name:<13}{n:>8}{c.get('train', 0):>7}{c.get('val', 0):>6}"
+            f"{c.get('test', 0):>6}{c.get('unmapped', 0):>10}"
+        )
     return 0

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 
-MALIGNANCY_COLOURS = {"benign": "#4C9F70", "malignant": "#C8553D", "precancerous in situ": "#E8A33D"}
+MALIGNANCY_COLOURS = {
+    "benign": "#4C9F70",
+    "malignant": "#C8553D",
+    "precancerous in situ": "#E8A33D",
+}
 
 
 def _radial_positions(tax, max_depth: int) -> dict[str, tuple[float, float]]:

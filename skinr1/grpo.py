@@ -86,7 +86,9 @@ def train_grpo(model: ModelParams, cfg: GRPOParams, train_dataset, *, adapter: s
     from skinr1.rewards import get_reward_funcs
 
     if cfg.beta <= 0:
-        raise ValueError("grpo.beta must be > 0: the paper regularises toward the SFT policy (Eq. 4)")
+        raise ValueError(
+            "grpo.beta must be > 0: the paper regularises toward the SFT policy (Eq. 4)"
+        )
     processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
     policy, peft_config = _policy(model, cfg, adapter, seed)
@@ -123,7 +125,10 @@ def reward_curve(history: list[dict], run: str, reward_names: list[str]) -> list
     for h in history:
         row = {"run": run, "step": h["step"], "reward": h["reward"]}
         for name in reward_names:
-            key = next((k for k in h if k.startswith("rewards/") and name in k and k.endswith("/mean")), None)
+            key = next(
+                (k for k in h if k.startswith("rewards/") and name in k and k.endswith("/mean")),
+                None,
+            )
             row[name] = h.get(key) if key else None
         rows.append(row)
     return rows

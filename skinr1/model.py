@@ -69,7 +69,11 @@ def _corpus(extra: list[str]) -> list[str]:
     from skinr1 import prompts
     from skinr1.taxonomy import KNOWLEDGE_DIR
 
-    texts = [getattr(prompts, n) for n in dir(prompts) if n.isupper() and isinstance(getattr(prompts, n), str)]
+    texts = [
+        getattr(prompts, n)
+        for n in dir(prompts)
+        if n.isupper() and isinstance(getattr(prompts, n), str)
+    ]
     for f in sorted(KNOWLEDGE_DIR.glob("*.yaml")):
         texts.append(f.read_text(encoding="utf-8"))
     texts += extra
@@ -129,7 +133,9 @@ def _image_only_processor_class():
         def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
             kwargs.pop("video_processor", None)
             self.video_processor = None
-            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+            super().__init__(
+                image_processor, tokenizer, None, chat_template=chat_template, **kwargs
+            )
 
         @classmethod
         def get_attributes(cls):
@@ -189,7 +195,9 @@ def build_tiny_model(out_dir: Path | str, cfg: TinyConfig, *, seed: int, extra_t
 def check_model_source(name_or_path: str) -> None:
     """Fail early, naming the parameter, when a local model path does not exist."""
     p = Path(name_or_path)
-    looks_local = name_or_path.startswith((".", "/", "~")) or p.exists() or name_or_path.count("/") != 1
+    looks_local = (
+        name_or_path.startswith((".", "/", "~")) or p.exists() or name_or_path.count("/") != 1
+    )
     if looks_local and not (p / "config.json").exists():
         raise FileNotFoundError(
             f"model.base = {name_or_path!r}: no config.json there. Run `dvc repro base_model` to "
@@ -220,7 +228,9 @@ def load_processor(name_or_path: str, *, max_pixels: int, min_pixels: int,
         trust_remote_code=trust_remote_code,
     )  # fmt: skip
     if not hasattr(proc, "image_processor"):
-        raise TypeError(f"{name_or_path}: AutoProcessor returned {type(proc).__name__}, not a VLM processor")
+        raise TypeError(
+            f"{name_or_path}: AutoProcessor returned {type(proc).__name__}, not a VLM processor"
+        )
     proc.tokenizer.padding_side = "left"
     return proc
 
@@ -285,15 +295,24 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
             attr = rng.choice([a for a in ATTRIBUTE_QUESTIONS if getattr(f, a)])
             present = getattr(f, attr)
             right = present if isinstance(present, str) else rng.choice(present)
-            pool = [v for v in vocab[attr] if v != right and (isinstance(present, str) or v not in present)]
+            pool = [
+                v
+                for v in vocab[attr]
+                if v != right and (isinstance(present, str) or v not in present)
+            ]
             wrong = rng.sample(pool, min(3, len(pool)))
             opts = wrong + [right]
             rng.shuffle(opts)
             letters = "ABCD"[: len(opts)]
-            options = dict(zip(letters, opts))
+            options = dict(zip(letters, opts, strict=True))
             letter = letters[opts.index(right)]
-            prompt = rl_template.format(question=format_question(options, ATTRIBUTE_QUESTIONS[attr]))
-            answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{letter}: {right}</final diagnosis>"
+            prompt = rl_template.format(
+                question=format_question(options, ATTRIBUTE_QUESTIONS[attr])
+            )
+            # The compact style answers with the option's text (which the answer parser reads
+            # as that option); the paper style with "letter: text".
+            choice = right if prompt_style == "compact" else f"{letter}: {right}"
+            answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{choice}</final diagnosis>"
         out.append({"prompt": user_message(prompt),
                     "completion": [{"role": "assistant", "content": [{"type": "text", "text": answer}]}],
                     "images": [img]})  # fmt: skip
@@ -311,7 +330,9 @@ def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr:
     proc = load_processor(str(model_dir), max_pixels=image_size**2, min_pixels=image_size**2)
     model = load_model(str(model_dir))
     ds = datasets.Dataset.from_list(
-        warmup_examples(rulebook, n_examples, seed, image_size=image_size, prompt_style=prompt_style)
+        warmup_examples(
+            rulebook, n_examples, seed, image_size=image_size, prompt_style=prompt_style
+        )
     )
     args = SFTConfig(
         output_dir=str(model_dir / "_warmup"), max_steps=steps, per_device_train_batch_size=batch_size,

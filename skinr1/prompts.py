@@ -43,7 +43,8 @@ RL_TEMPLATE = (
 )
 
 DIAGNOSIS_TEMPLATE = (
-    SYSTEM + " Given the dermatology image, answer: {question} Provide necessary reasoning and only "
+    SYSTEM
+    + " Given the dermatology image, answer: {question} Provide necessary reasoning and only "
     "answer the question in the following format: <thinking>Describe the key clinical features and "
     "visual observations that support your diagnosis.</thinking> <final diagnosis>Provide only the "
     "single most likely option ({letters}) without reasoning. If multiple options are plausible, "
@@ -53,7 +54,8 @@ DIAGNOSIS_TEMPLATE = (
 )
 
 OOD_TEMPLATE = (
-    SYSTEM + " Given the dermatology image, answer: {question} Provide necessary reasoning and only "
+    SYSTEM
+    + " Given the dermatology image, answer: {question} Provide necessary reasoning and only "
     "answer the question in the following format: <thinking> Begin by describing the characteristic "
     "clinical features and visual observations of the lesion. Based on these features, choose the "
     "most likely diagnosis from the options. Then, identify at least one plausible alternative "
@@ -66,7 +68,8 @@ OOD_TEMPLATE = (
 )
 
 LESION_PROMPT = (
-    SYSTEM + " Given the dermatology image, answer: What type of lesion condition (benign, malignant "
+    SYSTEM
+    + " Given the dermatology image, answer: What type of lesion condition (benign, malignant "
     "or precancerous in situ) is present in this image? A: benign B: malignant C: precancerous in "
     "situ Provide necessary reasoning and only answer the question in the following format: "
     "<thinking>Describe the key clinical features and visual observations that support your "
@@ -94,15 +97,18 @@ def user_message(text: str) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
 
 
-# Compact variants for the embedded tiny model: the same tags, fields and instructions in about
-# a fifth of the tokens, because on a 2-core CPU every prompt token is paid for in every
-# training step and every sampled completion. Paper scale uses the Appendix D texts above.
+# Compact variants for the embedded tiny model: the same fields and instructions in about a fifth
+# of the tokens, because on a 2-core CPU every prompt token is paid for in every training step and
+# every sampled completion. One answer tag, <final diagnosis>, serves SFT and RL alike: a 7B model
+# carries "the diagnosis I reasoned to" from one tag to another, a 2.5 M-parameter one does not.
+# Paper scale uses the Appendix D texts above.
+ANSWER_TAG = "final diagnosis"
 COMPACT = {
     "sft_type1": "Describe the lesion and diagnose it: <thinking>features and rationale</thinking> "
-    "<diagnosis>finest diagnosis, its taxonomy, benign or malignant</diagnosis>",
+    "<final diagnosis>finest diagnosis, its taxonomy, benign or malignant</final diagnosis>",
     "sft_type23": "Describe the lesion, propose a diagnosis, compare an alternative and conclude: "
-    "<thinking>reasoning</thinking> <diagnosis>finest diagnosis, its taxonomy, benign or "
-    "malignant</diagnosis>",
+    "<thinking>reasoning</thinking> <final diagnosis>finest diagnosis, its taxonomy, benign or "
+    "malignant</final diagnosis>",
     "rl": "Answer: {question}\n<thinking>features</thinking> <final diagnosis>the most fine-grained "
     "option; benign, malignant or precancerous in situ</final diagnosis>",
     "diagnosis": "Answer: {question}\n<thinking>features</thinking> <final diagnosis>one option "

@@ -30,17 +30,31 @@ def lora_config(r: int, alpha: int, dropout: float, target_modules=None, modules
 
 
 def apply_prompt_style(dataset, style: str):
-    """Re-render each trajectory's prompt in ``style``; SkinRationale itself keeps Appendix D's
-    text, and the prompt is a property of the model being trained, not of the data."""
-    from skinr1.prompts import template, user_message
+    """Re-render each trajectory's prompt in ``style`` (compact: the RL answer tag too).
+
+    SkinRationale itself keeps Appendix D's text; the prompt is a property of the model being
+    trained, not of the data.
+    """
+    from skinr1.prompts import ANSWER_TAG, template, user_message
 
     if style == "paper":
         return dataset
     t1, t23 = template("sft_type1", style), template("sft_type23", style)
-    return dataset.map(lambda r: {"prompt": user_message(t1 if r["type"] == 1 else t23)})
+
+    def restyle(r):
+        text = r["completion"][0]["content"][0]["text"]
+        text = text.replace("<diagnosis>", f"<{ANSWER_TAG}>").replace(
+            "</diagnosis>", f"</{ANSWER_TAG}>"
+        )
+        completion = [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
+        return {"prompt": user_message(t1 if r["type"] == 1 else t23), "completion": completion}
+
+    return dataset.map(restyle)
 
 
-def with_replay(dataset, rulebook, *, fraction: float, seed: int, image_size: int, prompt_style: str):
+def with_replay(
+    dataset, rulebook, *, fraction: float, seed: int, image_size: int, prompt_style: str
+):
     """Mix in ``fraction`` (of the result) of the base model's own warm-up examples.
 
     Replay keeps a small model's instruction-following (the <final diagnosis> answer format it
@@ -57,7 +71,9 @@ def with_replay(dataset, rulebook, *, fraction: float, seed: int, image_size: in
         raise ValueError(f"sft.replay_fraction = {fraction}: must be in [0, 1)")
     n = round(len(dataset) * fraction / (1 - fraction))
     rows = warmup_examples(rulebook, n, seed + 1, image_size=image_size, prompt_style=prompt_style)
-    extra = {c: [None] * n for c in dataset.column_names if c not in ("prompt", "completion", "images")}
+    extra = {
+        c: [None] * n for c in dataset.column_names if c not in ("prompt", "completion", "images")
+    }
     extra.update(type=[0] * n, id=[f"replay-{i}" for i in range(n)])
     replay = datasets.Dataset.from_dict(
         {"prompt": [r["prompt"] for r in rows], "completion": [r["completion"] for r in rows],
@@ -78,9 +94,8 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, r
     ``train_dataset`` is in TRL's conversational prompt/completion format with an ``images``
     column, so the loss covers the completion tokens only (Eq. 2 over x_1..x_n given I and p).
     """
-    from trl import SFTConfig, SFTTrainer
-
     import torch
+    from trl import SFTConfig, SFTTrainer
 
     processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
@@ -89,7 +104,9 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, r
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style)
     if cfg.replay_fraction > 0:
         if rulebook is None:
-            raise ValueError("sft.replay_fraction > 0 needs the rule book (train_sft(rulebook=...))")
+            raise ValueError(
+                "sft.replay_fraction > 0 needs the rule book (train_sft(rulebook=...))"
+            )
         side = int(model.max_pixels**0.5)
         train_dataset = with_replay(train_dataset, rulebook, fraction=cfg.replay_fraction,
                                     seed=seed, image_size=side, prompt_style=model.prompt_style)  # fmt: skip

@@ -15,17 +15,43 @@ REPO = Path(__file__).resolve().parent.parent
 MICRO = {
     "demo": {"scale": 0.1, "image_size": 64},
     "base_model": {
-        "tiny": {"vocab_size": 800, "hidden_size": 64, "num_layers": 1, "num_heads": 2,
-                 "num_kv_heads": 1, "intermediate_size": 128, "vision_depth": 1,
-                 "vision_hidden": 32, "vision_heads": 2, "image_size": 56},
-        "warmup_steps": 4, "warmup_batch_size": 4, "warmup_examples": 16,
+        "tiny": {
+            "vocab_size": 800,
+            "hidden_size": 64,
+            "num_layers": 1,
+            "num_heads": 2,
+            "num_kv_heads": 1,
+            "intermediate_size": 128,
+            "vision_depth": 1,
+            "vision_hidden": 32,
+            "vision_heads": 2,
+            "image_size": 56,
+        },
+        "warmup_steps": 4,
+        "warmup_batch_size": 4,
+        "warmup_examples": 16,
     },  # fmt: skip
     "model": {"max_pixels": 3136, "min_pixels": 3136},
     "trajectories": {"per_case": {1: 1, 2: 1, 3: 1}},
-    "sft": {"max_steps": 2, "batch_size": 4, "lora_r": 4, "lora_alpha": 8, "save_steps": 1,
-            "logging_steps": 1, "replay_fraction": 0.25},  # fmt: skip
-    "grpo": {"max_steps": 2, "batch_size": 4, "num_generations": 2, "max_completion_length": 12,
-             "lora_r": 4, "lora_alpha": 8, "save_steps": 1, "logging_steps": 1},  # fmt: skip
+    "sft": {
+        "max_steps": 2,
+        "batch_size": 4,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "save_steps": 1,
+        "logging_steps": 1,
+        "replay_fraction": 0.25,
+    },  # fmt: skip
+    "grpo": {
+        "max_steps": 2,
+        "batch_size": 4,
+        "num_generations": 2,
+        "max_completion_length": 12,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "save_steps": 1,
+        "logging_steps": 1,
+    },  # fmt: skip
     "evaluation": {"max_samples": 3, "batch_size": 8, "max_new_tokens": 8},
     "qualitative": {"n_cases": 2, "max_new_tokens": 8},
 }

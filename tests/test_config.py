@@ -29,7 +29,9 @@ def test_shipped_params_validate_with_every_section_complete():
 
 def test_misspelt_parameter_is_named_with_a_suggestion(tmp_path):
     path = _write(tmp_path, lambda r: r["sft"].__setitem__("learnin_rate", 1e-3))
-    with pytest.raises(ParamsError, match=r"unknown parameter sft\.learnin_rate \(did you mean 'learning_rate'\?\)"):
+    with pytest.raises(
+        ParamsError, match=r"unknown parameter sft\.learnin_rate \(did you mean 'learning_rate'\?\)"
+    ):
         load_params(path)
 
 
@@ -46,7 +48,9 @@ def test_unknown_section_missing_seed_and_bad_choice(tmp_path):
         load_params(_write(tmp_path, lambda r: r.__setitem__("sfft", {})))
     with pytest.raises(ParamsError, match="missing parameter seed"):
         load_params(_write(tmp_path, lambda r: r.pop("seed")))
-    with pytest.raises(ParamsError, match=r"grpo\.granularity_norm = 'depth' is not one of 'sampled', 'path'"):
+    with pytest.raises(
+        ParamsError, match=r"grpo\.granularity_norm = 'depth' is not one of 'sampled', 'path'"
+    ):
         load_params(_write(tmp_path, lambda r: r["grpo"].__setitem__("granularity_norm", "depth")))
     with pytest.raises(ParamsError, match="parameter file not found"):
         load_params(tmp_path / "nope.yaml")

@@ -50,8 +50,13 @@ def by_id(result):
 
 
 def labelled_total(result) -> int:
-    return (len(result.samples) + sum(result.unmapped.values()) + len(result.missing_images)
-            + len(result.unreadable_images) + len(result.invalid))
+    return (
+        len(result.samples)
+        + sum(result.unmapped.values())
+        + len(result.missing_images)
+        + len(result.unreadable_images)
+        + len(result.invalid)
+    )
 
 
 # --- HAM10000 ---------------------------------------------------------------------------------
@@ -72,10 +77,19 @@ def test_ham_kaggle_counts_every_row_once(tmp_path, tax):
     assert labelled_total(res) == 7  # 8 rows, one without a label
     s = by_id(res)["ISIC_0027419"]
     assert (s.dataset, s.raw_label, s.node, s.path, s.malignancy) == (
-        "HAM10000", "bkl", "benign keratosis-like lesion", ("benign keratosis-like lesion",),
-        "benign")
-    assert (s.age, s.sex, s.site, s.group, s.modality) == (80.0, "male", "scalp", "HAM_0000118",
-                                                           "dermoscopic")
+        "HAM10000",
+        "bkl",
+        "benign keratosis-like lesion",
+        ("benign keratosis-like lesion",),
+        "benign",
+    )
+    assert (s.age, s.sex, s.site, s.group, s.modality) == (
+        80.0,
+        "male",
+        "scalp",
+        "HAM_0000118",
+        "dermoscopic",
+    )
     assert by_id(res)["ISIC_0025837"].site == "lower extremity"
     assert Path(s.image).is_file()
     # No ISIC 2018 test set here: a grouped 6:2:2 split, said so in a note.
@@ -116,9 +130,11 @@ def test_ham_challenge_one_hot_ground_truth(tmp_path, tax):
         image(root / "ISIC2018_Task3_Test_Input" / f"{i}.jpg")
     res = LOADERS["HAM10000"](root, tax, seed=0)
     test = {s.id: (s.raw_label, s.node) for s in res.split("test")}
-    assert test == {"ISIC_0034524": ("nv", "melanocytic nevus"),
-                    "ISIC_0034525": ("mel", "melanoma"),
-                    "ISIC_0034526": ("vasc", "vascular lesion")}
+    assert test == {
+        "ISIC_0034524": ("nv", "melanocytic nevus"),
+        "ISIC_0034525": ("mel", "melanoma"),
+        "ISIC_0034526": ("vasc", "vascular lesion"),
+    }
     assert res.empty_labels == ["ISIC_0034527"]  # an all-zero one-hot row names no class
 
 
@@ -138,17 +154,26 @@ def test_ham_wrong_header_and_missing_metadata(tmp_path, tax):
 # --- PAD-UFES-20 ------------------------------------------------------------------------------
 def test_pad_nested_parts_and_patient_groups(tmp_path, tax):
     root = variant("pad", tmp_path) / "PAD-UFES-20"
-    for part, name in ((1, "PAT_46_881_14.png"), (2, "PAT_46_882_15.png"),
-                       (3, "PAT_1516_1765_530.png"), (3, "PAT_771_1491_390.png")):
+    for part, name in (
+        (1, "PAT_46_881_14.png"),
+        (2, "PAT_46_882_15.png"),
+        (3, "PAT_1516_1765_530.png"),
+        (3, "PAT_771_1491_390.png"),
+    ):
         image(root / "images" / f"imgs_part_{part}" / f"imgs_part_{part}" / name)
     res = LOADERS["PAD-UFES-20"](root, tax, seed=2)
     s = by_id(res)
-    assert sorted(s) == ["PAT_1516_1765_530", "PAT_46_881_14", "PAT_46_882_15",
-                         "PAT_771_1491_390"]
+    assert sorted(s) == ["PAT_1516_1765_530", "PAT_46_881_14", "PAT_46_882_15", "PAT_771_1491_390"]
     assert [Path(p).name for p in res.missing_images] == ["PAT_9_22_40.png"]
     a = s["PAT_46_881_14"]
     assert (a.node, a.modality, a.age, a.sex, a.site, a.group) == (
-        "basal cell carcinoma", "clinical", 55.0, "female", "neck", "PAT_46")
+        "basal cell carcinoma",
+        "clinical",
+        55.0,
+        "female",
+        "neck",
+        "PAT_46",
+    )
     assert s["PAT_1516_1765_530"].sex is None  # the sparse questionnaire row
     assert s["PAT_46_881_14"].split == s["PAT_46_882_15"].split  # one patient, one split
     assert s["PAT_46_882_15"].malignancy == "precancerous in situ"
@@ -167,7 +192,10 @@ def test_bcn_layouts_and_unlabelled_test_release(tmp_path, tax, folder):
     assert res.empty_labels == ["BCN_0000000005"]
     assert res.notes == ["bcn_20k_test.csv: 2 rows of the unlabelled test release, not samples"]
     assert (s["BCN_0000000001"].node, s["BCN_0000000001"].site, s["BCN_0000000001"].age) == (
-        "melanoma", "anterior torso", 55.0)
+        "melanoma",
+        "anterior torso",
+        55.0,
+    )
     assert s["BCN_0000000001"].split == s["BCN_0000000002"].split  # same lesion_id
 
 
@@ -179,16 +207,37 @@ def _derm12345_images(root: Path, ids: dict[str, str], parts: dict[str, str]) ->
 
 def test_derm12345_csv_labels_across_both_train_parts(tmp_path, tax):
     root = variant("derm12345_csv", tmp_path) / "derm12345"
-    parts = {"alm": "derm12345_train_part_1", "anm": "derm12345_train_part_1",
-             "cb": "derm12345_train_part_2", "sk": "derm12345_train_part_2",
-             "ks": "derm12345_train_part_2", "bcc": "derm12345_test"}
-    _derm12345_images(root, {"img_00001": "alm", "img_00002": "anm", "img_00003": "cb",
-                             "img_00004": "cb", "img_00005": "sk", "img_00006": "ks",
-                             "img_00101": "bcc"}, parts)
+    parts = {
+        "alm": "derm12345_train_part_1",
+        "anm": "derm12345_train_part_1",
+        "cb": "derm12345_train_part_2",
+        "sk": "derm12345_train_part_2",
+        "ks": "derm12345_train_part_2",
+        "bcc": "derm12345_test",
+    }
+    _derm12345_images(
+        root,
+        {
+            "img_00001": "alm",
+            "img_00002": "anm",
+            "img_00003": "cb",
+            "img_00004": "cb",
+            "img_00005": "sk",
+            "img_00006": "ks",
+            "img_00101": "bcc",
+        },
+        parts,
+    )
     res = LOADERS["derm12345"](root, tax, seed=0)
     s = by_id(res)
-    assert sorted(s) == ["img_00001", "img_00002", "img_00003", "img_00004", "img_00005",
-                         "img_00101"]
+    assert sorted(s) == [
+        "img_00001",
+        "img_00002",
+        "img_00003",
+        "img_00004",
+        "img_00005",
+        "img_00101",
+    ]
     assert dict(res.unmapped) == {"ks": 1}
     assert [Path(p).name for p in res.missing_images] == ["img_00102.jpg"]
     assert [x.id for x in res.split("test")] == ["img_00101"]
@@ -199,13 +248,22 @@ def test_derm12345_csv_labels_across_both_train_parts(tmp_path, tax):
 
 def test_derm12345_dataverse_tab_with_bom_and_quotes(tmp_path, tax):
     root = variant("derm12345_tab", tmp_path) / "derm12345"
-    parts = {"alm": "derm12345_train_part_1", "cb": "derm12345_train_part_2",
-             "sk": "derm12345_train_part_2", "bcc": "derm12345_test"}
-    _derm12345_images(root, {"img_00001": "alm", "img_00003": "cb", "img_00005": "sk",
-                             "img_00101": "bcc"}, parts)
+    parts = {
+        "alm": "derm12345_train_part_1",
+        "cb": "derm12345_train_part_2",
+        "sk": "derm12345_train_part_2",
+        "bcc": "derm12345_test",
+    }
+    _derm12345_images(
+        root, {"img_00001": "alm", "img_00003": "cb", "img_00005": "sk", "img_00101": "bcc"}, parts
+    )
     res = LOADERS["derm12345"](root, tax, seed=0)
     assert {s.id: s.raw_label for s in res.samples} == {
-        "img_00001": "alm", "img_00003": "cb", "img_00005": "sk", "img_00101": "bcc"}
+        "img_00001": "alm",
+        "img_00003": "cb",
+        "img_00005": "sk",
+        "img_00101": "bcc",
+    }
     assert res.excluded() == 0
 
 
@@ -220,9 +278,17 @@ def test_derm12345_names_the_missing_metadata_file(tmp_path, tax):
 def _derm7pt(tmp_path: Path) -> Path:
     root = variant("derm7pt", tmp_path) / "derm7pt"
     images = root / "release_v0" / "images"
-    for rel in ("NEL/NEL025.JPG", "NEL/Nel026.jpg", "Fgl/Fgl001.jpg", "Fgl/Fgl002.jpg",
-                "Gal/Gal010.jpg", "Gal/Gal011.jpg", "Abl/Abl001.jpg", "Abl/Abl002.jpg",
-                "Nbl/Nbl003.jpg"):
+    for rel in (
+        "NEL/NEL025.JPG",
+        "NEL/Nel026.jpg",
+        "Fgl/Fgl001.jpg",
+        "Fgl/Fgl002.jpg",
+        "Gal/Gal010.jpg",
+        "Gal/Gal011.jpg",
+        "Abl/Abl001.jpg",
+        "Abl/Abl002.jpg",
+        "Nbl/Nbl003.jpg",
+    ):
         image(images / rel)  # Fgl002 is .JPG in meta.csv but .jpg on disk; Nbl004 is missing
     return root
 
@@ -230,11 +296,22 @@ def _derm7pt(tmp_path: Path) -> Path:
 def test_derm7pt_row_positions_two_photos_per_case(tmp_path, tax):
     res = LOADERS["derm7pt"](_derm7pt(tmp_path), tax, seed=0)
     s = by_id(res)
-    assert sorted(s) == ["1-clinic", "1-derm", "2-clinic", "2-derm", "3-clinic", "3-derm",
-                         "5-clinic"]
+    assert sorted(s) == [
+        "1-clinic",
+        "1-derm",
+        "2-clinic",
+        "2-derm",
+        "3-clinic",
+        "3-derm",
+        "5-clinic",
+    ]
     # Positions are 0-based: position 1 is case_num 2 (train), position 2 is case 3 (val).
     assert {i: s[i].split for i in ("1-derm", "2-derm", "3-derm", "5-clinic")} == {
-        "1-derm": "test", "2-derm": "train", "3-derm": "val", "5-clinic": "train"}
+        "1-derm": "test",
+        "2-derm": "train",
+        "3-derm": "val",
+        "5-clinic": "train",
+    }
     assert (s["1-clinic"].modality, s["1-derm"].modality) == ("clinical", "dermoscopic")
     assert s["1-clinic"].group == s["1-derm"].group == "case-1"
     assert s["3-derm"].path == ("melanoma", "melanoma in situ")
@@ -249,8 +326,10 @@ def test_derm7pt_bad_index_files(tmp_path, tax):
     meta = root / "release_v0" / "meta"
     (meta / "train_indexes.csv").write_text("indexes\n1\n")  # position 4 (case 5) in no file
     res = LOADERS["derm7pt"](root, tax, seed=0)
-    assert res.invalid == ["5-clinic: row 4 is in no split file",
-                           "5-derm: row 4 is in no split file"]
+    assert res.invalid == [
+        "5-clinic: row 4 is in no split file",
+        "5-derm: row 4 is in no split file",
+    ]
     assert labelled_total(res) == 10
     (meta / "test_indexes.csv").write_text("indexes\n0\n5\n")
     with pytest.raises(DatasetLayoutError, match="row position 5 outside meta.csv's 5 rows"):
@@ -275,12 +354,16 @@ def test_dermnet_kaggle_layout(tmp_path, tax, nest):
     base = root / nest if nest else root
     mel = "Melanoma Skin Cancer Nevi and Moles"
     acne = "Acne and Rosacea Photos"
-    for rel in (f"train/{mel}/melanoma-1.jpg", f"train/{mel}/melanoma-2.jpg",
-                f"train/{mel}/melanoma-4.jpg", f"train/{acne}/acne-vulgaris-3.jpg",
-                f"train/{acne}/07Acne081101.jpg",
-                "train/Actinic Keratosis Basal Cell Carcinoma and other Malignant Lesions/"
-                "basal-cell-carcinoma-face-12.jpg",
-                "test/Seborrheic Keratoses and other Benign Tumors/seborrheic-keratosis-5.jpg"):
+    for rel in (
+        f"train/{mel}/melanoma-1.jpg",
+        f"train/{mel}/melanoma-2.jpg",
+        f"train/{mel}/melanoma-4.jpg",
+        f"train/{acne}/acne-vulgaris-3.jpg",
+        f"train/{acne}/07Acne081101.jpg",
+        "train/Actinic Keratosis Basal Cell Carcinoma and other Malignant Lesions/"
+        "basal-cell-carcinoma-face-12.jpg",
+        "test/Seborrheic Keratoses and other Benign Tumors/seborrheic-keratosis-5.jpg",
+    ):
         image(base / rel)
     corrupt(base / "train" / mel / "melanoma-3.jpg")
     res = LOADERS["dermnet"](root, tax, seed=0)
@@ -288,7 +371,8 @@ def test_dermnet_kaggle_layout(tmp_path, tax, nest):
     assert dict(res.unmapped) == {"acne vulgaris": 1, acne: 1, "basal cell carcinoma face": 1}
     assert len(res.unreadable_images) == 1
     assert [s.id for s in res.split("test")] == [
-        "test/Seborrheic Keratoses and other Benign Tumors/seborrheic-keratosis-5"]
+        "test/Seborrheic Keratoses and other Benign Tumors/seborrheic-keratosis-5"
+    ]
     assert {s.split for s in res.samples if not s.id.startswith("test/")} <= {"train", "val"}
     assert all(s.modality == "clinical" for s in res.samples)
     assert any("1 file names name no diagnosis" in n for n in res.notes)
@@ -312,11 +396,13 @@ def test_omnimedvqa_disease_diagnosis_subset(tmp_path, tax):
     res = LOADERS["OmniMedVQA"](_omni(tmp_path), tax, seed=0)
     assert {s.id: (s.raw_label, s.node, s.split) for s in res.samples} == {
         "ISIC2019/ISIC2019_0001": ("melanoma", "melanoma", "test"),
-        "ISIC2019/ISIC2019_0002": ("melanocytic nevus", "melanocytic nevus", "test")}
+        "ISIC2019/ISIC2019_0002": ("melanocytic nevus", "melanocytic nevus", "test"),
+    }
     assert dict(res.unmapped) == {"vascular lesion": 1}
     assert [p.split("/")[-1] for p in res.missing_images] == ["ISIC_0069299.jpg"]
     assert res.invalid == [
-        "ISIC2019/ISIC2019_0004: answer 'Squamous cell carcinoma' is not among its options"]
+        "ISIC2019/ISIC2019_0004: answer 'Squamous cell carcinoma' is not among its options"
+    ]
     notes = "\n".join(res.notes)
     assert "Fitzpatrick 17k.json: 1 items left out as in the paper" in notes
     assert "PAD-UFES-20.json: 1 items left out as in the paper" in notes
@@ -327,8 +413,11 @@ def test_omnimedvqa_disease_diagnosis_subset(tmp_path, tax):
 def test_omnimedvqa_questions(tmp_path, tax):
     questions, res = load_questions(_omni(tmp_path), tax)
     q = {x.id: x for x in questions}
-    assert sorted(q) == ["ISIC2019/ISIC2019_0001", "ISIC2019/ISIC2019_0002",
-                         "ISIC2019/ISIC2019_0003"]  # 0003 is unmapped but still a question
+    assert sorted(q) == [
+        "ISIC2019/ISIC2019_0001",
+        "ISIC2019/ISIC2019_0002",
+        "ISIC2019/ISIC2019_0003",
+    ]  # 0003 is unmapped but still a question
     first = q["ISIC2019/ISIC2019_0001"]
     assert (first.answer, first.answer_text, first.source) == ("B", "Melanoma", "ISIC2019")
     assert list(first.options) == ["A", "B", "C", "D"]
@@ -361,12 +450,16 @@ def test_textbook_cases(tmp_path, tax):
     image(root / "textbook" / "images" / "tb-mel-01.png")
     image(root / "textbook" / "images" / "tb-nev-01.png")
     cases = load_cases(root, tax)
-    assert [(c.id, c.diagnosis) for c in cases] == [("tb-mel-01", "melanoma"),
-                                                    ("tb-nev-01", "melanocytic nevus")]
+    assert [(c.id, c.diagnosis) for c in cases] == [
+        ("tb-mel-01", "melanoma"),
+        ("tb-nev-01", "melanocytic nevus"),
+    ]
     assert Path(cases[0].image).is_file()
     path = root / "textbook" / "cases.jsonl"
-    path.write_text(path.read_text() + '{"id": "x", "image": "images/tb-mel-01.png", '
-                    '"rationale": "r", "diagnosis": "lupus"}\n')
+    path.write_text(
+        path.read_text() + '{"id": "x", "image": "images/tb-mel-01.png", '
+        '"rationale": "r", "diagnosis": "lupus"}\n'
+    )
     with pytest.raises(TextbookError, match=r"cases.jsonl:4: diagnosis 'lupus'"):
         load_cases(root, tax)
 
@@ -384,11 +477,14 @@ def test_read_table_quoting_bom_and_delimiters(tmp_path):
     from skinr1.datasets.base import image_problem, read_table
 
     tab = tmp_path / "meta.tab"
-    tab.write_bytes('\ufeff"a"\t"b"\r\n"x\ty"\t"line one\r\nline two"\r\n\r\n1\t\r\n'
-                    .encode("utf-8"))
+    tab.write_bytes(
+        '\ufeff"a"\t"b"\r\n"x\ty"\t"line one\r\nline two"\r\n\r\n1\t\r\n'.encode("utf-8")
+    )
     # A tab and a line break inside quotes stay in their value (the break read as "\n").
     assert read_table(tab, ["a", "b"], ["a", "b"]) == [
-        {"a": "x\ty", "b": "line one\nline two"}, {"a": "1", "b": ""}]
+        {"a": "x\ty", "b": "line one\nline two"},
+        {"a": "1", "b": ""},
+    ]
     latin = tmp_path / "meta.csv"
     latin.write_bytes("a,b\nS\xe3o Paulo,2\n".encode("latin-1"))
     assert read_table(latin, ["a"], ["a", "b"]) == [{"a": "São Paulo", "b": "2"}]
@@ -398,5 +494,4 @@ def test_read_table_quoting_bom_and_delimiters(tmp_path):
         read_table(empty, ["a"], ["a", "b"])
     zero = tmp_path / "zero.jpg"
     zero.write_bytes(b"")
-    assert (image_problem(zero), image_problem(tmp_path / "none.jpg")) == ("unreadable",
-                                                                          "missing")
+    assert (image_problem(zero), image_problem(tmp_path / "none.jpg")) == ("unreadable", "missing")

@@ -35,15 +35,23 @@ def labelled_records(root: Path) -> dict[str, int]:
     qa = root / "OmniMedVQA" / "OmniMedVQA" / "QA_information" / "Open-access"
     kept = ("ISBI2016", "ISIC2018", "ISIC2019", "ISIC2020", "Monkeypox Skin Image 2022")
     return {
-        "HAM10000": sum(1 for f in ("HAM10000_metadata", "ISIC2018_Task3_Test_GroundTruth.csv")
-                        for r in rows(ham / f) if r["dx"]),
-        "PAD-UFES-20": sum(1 for r in rows(root / "PAD-UFES-20" / "metadata.csv")
-                           if r["diagnostic"]),
-        "BCN20000": sum(1 for r in rows(root / "BCN20000" / "bcn_20k_train.csv")
-                        if r["diagnosis"]),
+        "HAM10000": sum(
+            1
+            for f in ("HAM10000_metadata", "ISIC2018_Task3_Test_GroundTruth.csv")
+            for r in rows(ham / f)
+            if r["dx"]
+        ),
+        "PAD-UFES-20": sum(
+            1 for r in rows(root / "PAD-UFES-20" / "metadata.csv") if r["diagnostic"]
+        ),
+        "BCN20000": sum(1 for r in rows(root / "BCN20000" / "bcn_20k_train.csv") if r["diagnosis"]),
         "derm7pt": 2 * len(rows(root / "derm7pt" / "release_v0" / "meta" / "meta.csv")),
-        "OmniMedVQA": sum(1 for k in kept for item in json.loads((qa / f"{k}.json").read_text())
-                          if item["question_type"] == "Disease Diagnosis"),
+        "OmniMedVQA": sum(
+            1
+            for k in kept
+            for item in json.loads((qa / f"{k}.json").read_text())
+            if item["question_type"] == "Disease Diagnosis"
+        ),
     }
 
 
@@ -79,8 +87,12 @@ def test_json_contract_adds_up(faulty, capsys):
         assert set(e["samples"]) == {"train", "val", "test"}
         assert sum(e["raw_labels"].values()) == sum(e["samples"].values())
         assert e["invalid"] == 0
-        found = (sum(e["samples"].values()) + sum(e["unmapped"].values()) + e["missing_images"]
-                 + e["unreadable_images"])
+        found = (
+            sum(e["samples"].values())
+            + sum(e["unmapped"].values())
+            + e["missing_images"]
+            + e["unreadable_images"]
+        )
         assert found == n, name
     ham = report["HAM10000"]
     assert (ham["missing_images"], ham["unreadable_images"], ham["empty_labels"]) == (1, 1, 1)

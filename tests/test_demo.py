@@ -39,8 +39,11 @@ def header(path: Path) -> list[str]:
 
 
 def digest_tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MARKER
+    }
 
 
 def test_allocate_floor_and_proportions():
@@ -55,17 +58,35 @@ def test_real_layouts(demo):
     root, _ = demo
     ham = root / "HAM10000"
     assert header(ham / "HAM10000_metadata") == [
-        "lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization", "dataset"]
-    assert header(ham / "ISIC2018_Task3_Test_GroundTruth.csv")[:3] == ["lesion_id", "image_id",
-                                                                        "dx"]
+        "lesion_id",
+        "image_id",
+        "dx",
+        "dx_type",
+        "age",
+        "sex",
+        "localization",
+        "dataset",
+    ]
+    assert header(ham / "ISIC2018_Task3_Test_GroundTruth.csv")[:3] == [
+        "lesion_id",
+        "image_id",
+        "dx",
+    ]
     assert {p.parent.name for p in ham.rglob("*.jpg")} == {
-        "HAM10000_images_part_1", "HAM10000_images_part_2", "ISIC2018_Task3_Test_Images"}
+        "HAM10000_images_part_1",
+        "HAM10000_images_part_2",
+        "ISIC2018_Task3_Test_Images",
+    }
     pad = root / "PAD-UFES-20"
-    assert len(header(pad / "metadata.csv")) == 26 and header(pad / "metadata.csv")[13] == \
-        "fitspatrick"
+    assert (
+        len(header(pad / "metadata.csv")) == 26
+        and header(pad / "metadata.csv")[13] == "fitspatrick"
+    )
     pngs = list(pad.rglob("*.png"))
-    assert pngs and all(p.parent.name == p.parent.parent.name and
-                        p.parent.name.startswith("imgs_part_") for p in pngs)
+    assert pngs and all(
+        p.parent.name == p.parent.parent.name and p.parent.name.startswith("imgs_part_")
+        for p in pngs
+    )
     assert header(root / "BCN20000" / "bcn_20k_train.csv")[3] == "diagnosis"
     assert "diagnosis" not in header(root / "BCN20000" / "bcn_20k_test.csv")
     d12 = root / "derm12345"
@@ -73,17 +94,31 @@ def test_real_layouts(demo):
     assert {p.name for p in (d12 / "derm12345_train_part_1").iterdir()} <= {"alm", "anm"}
     meta = root / "derm7pt" / "release_v0" / "meta"
     assert len(header(meta / "meta.csv")) == 19
-    assert all(header(meta / f"{s}_indexes.csv") == ["indexes"] for s in ("train", "valid",
-                                                                           "test"))
+    assert all(header(meta / f"{s}_indexes.csv") == ["indexes"] for s in ("train", "valid", "test"))
     for part in ("train", "test"):
         assert sorted(p.name for p in (root / "dermnet" / part).iterdir()) == sorted(FOLDERS)
     qa = root / "OmniMedVQA" / "OmniMedVQA" / "QA_information" / "Open-access"
     assert {p.stem for p in qa.glob("*.json")} == {
-        "ISBI2016", "ISIC2018", "ISIC2019", "ISIC2020", "Monkeypox Skin Image 2022",
-        "Fitzpatrick 17k", "PAD-UFES-20"}
+        "ISBI2016",
+        "ISIC2018",
+        "ISIC2019",
+        "ISIC2020",
+        "Monkeypox Skin Image 2022",
+        "Fitzpatrick 17k",
+        "PAD-UFES-20",
+    }
     items = json.loads((qa / "ISIC2019.json").read_text())
-    assert {"question_id", "question_type", "question", "gt_answer", "image_path", "option_A",
-            "option_B", "modality_type", "dataset"} <= set(items[0])
+    assert {
+        "question_id",
+        "question_type",
+        "question",
+        "gt_answer",
+        "image_path",
+        "option_A",
+        "option_B",
+        "modality_type",
+        "dataset",
+    } <= set(items[0])
     assert (root / "textbook" / "cases.jsonl").is_file()
 
 
@@ -104,11 +139,9 @@ def test_loaders_read_every_dataset(demo, knowledge):
         assert res.missing_images == [] and res.unreadable_images == [], name
         assert res.invalid == [] and res.empty_labels == [], name
         assert len(res.samples) + sum(res.unmapped.values()) > 0, name
-        assert summary["samples"][name] == {**res.counts(),
-                                            "unmapped": sum(res.unmapped.values())}
+        assert summary["samples"][name] == {**res.counts(), "unmapped": sum(res.unmapped.values())}
     ham = results["HAM10000"]
-    assert {s.raw_label for s in ham.samples} == {"nv", "mel", "bkl", "bcc", "akiec", "vasc",
-                                                  "df"}
+    assert {s.raw_label for s in ham.samples} == {"nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"}
     raw = [s.raw_label for s in ham.samples]
     assert max(set(raw), key=raw.count) == "nv"  # the real class balance, scaled down
     assert all(c > 0 for c in ham.counts().values())
@@ -125,8 +158,11 @@ def test_textbook_cases_are_new_images(demo, knowledge):
     for c in cases:
         assert rules.rule_for(c.diagnosis, tax).text in c.rationale
     textbook = {hashlib.sha256(Path(c.image).read_bytes()).digest() for c in cases}
-    others = {hashlib.sha256(p.read_bytes()).digest() for p in root.rglob("*")
-              if p.suffix in {".jpg", ".JPG", ".png"} and "textbook" not in p.parts}
+    others = {
+        hashlib.sha256(p.read_bytes()).digest()
+        for p in root.rglob("*")
+        if p.suffix in {".jpg", ".JPG", ".png"} and "textbook" not in p.parts
+    }
     assert len(textbook) == len(cases) and not textbook & others
 
 
@@ -134,8 +170,9 @@ def test_deterministic_per_seed(demo, knowledge, tmp_path):
     root, summary = demo
     again = write_demo(tmp_path / "again", *knowledge, seed=SEED, scale=SCALE, image_size=SIZE)
     assert digest_tree(tmp_path / "again") == digest_tree(root)
-    assert {k: v for k, v in again.items() if k != "root"} == \
-        {k: v for k, v in summary.items() if k != "root"}
+    assert {k: v for k, v in again.items() if k != "root"} == {
+        k: v for k, v in summary.items() if k != "root"
+    }
     write_demo(tmp_path / "other", *knowledge, seed=SEED + 1, scale=SCALE, image_size=SIZE)
     other = digest_tree(tmp_path / "other")
     assert other["HAM10000/HAM10000_metadata"] != digest_tree(root)["HAM10000/HAM10000_metadata"]
@@ -160,12 +197,18 @@ def test_idempotent_and_safe(knowledge, tmp_path):
 
 
 def test_seven_point_fields_follow_the_drawn_features():
-    f = Features(symmetry="asymmetric", colours=("dark brown", "black"),
-                 structures=("atypical pigment network", "blue-white veil",
-                             "irregular dots and globules"))
+    f = Features(
+        symmetry="asymmetric",
+        colours=("dark brown", "black"),
+        structures=("atypical pigment network", "blue-white veil", "irregular dots and globules"),
+    )
     sp = seven_point(f)
-    assert (sp["pigment_network"], sp["blue_whitish_veil"], sp["dots_and_globules"],
-            sp["pigmentation"]) == ("atypical", "present", "irregular", "diffuse irregular")
+    assert (
+        sp["pigment_network"],
+        sp["blue_whitish_veil"],
+        sp["dots_and_globules"],
+        sp["pigmentation"],
+    ) == ("atypical", "present", "irregular", "diffuse irregular")
     assert sp["seven_point_score"] == "6"  # 2 + 2 + 1 (dots) + 1 (pigmentation)
 
 
@@ -181,8 +224,9 @@ def test_interrupted_run_leaves_nothing(knowledge, tmp_path):
         return render(*args, **kwargs)
 
     with pytest.raises(RuntimeError, match="disk full"):
-        write_demo(tmp_path / "demo", *knowledge, seed=1, scale=0.05, image_size=32,
-                   render=failing_render)
+        write_demo(
+            tmp_path / "demo", *knowledge, seed=1, scale=0.05, image_size=32, render=failing_render
+        )
     assert list(tmp_path.iterdir()) == []  # neither the root nor a temporary folder
 
 
@@ -190,8 +234,9 @@ def test_cli_reads_params_and_flags_override(tmp_path, capsys):
     from skinr1.demo import main
 
     params = tmp_path / "params.yaml"
-    params.write_text(f"seed: 7\ndemo:\n  root: {tmp_path / 'out'}\n  scale: 0.05\n"
-                      "  image_size: 32\n")
+    params.write_text(
+        f"seed: 7\ndemo:\n  root: {tmp_path / 'out'}\n  scale: 0.05\n  image_size: 32\n"
+    )
     assert main(["--params", str(params), "--seed", "8"]) == 0
     done = json.loads((tmp_path / "out" / MARKER).read_text())["params"]
     assert (done["seed"], done["scale"], done["image_size"]) == (8, 0.05, 32)

@@ -6,12 +6,22 @@ from skinr1.evaluation import accuracy, invalid_rate, macro_f1, prompt_for, summ
 
 
 def rec(ds, answer, strict):
-    return {"dataset": ds, "answer": answer, "strict": strict, "correct": strict == answer,
-            "invalid": strict is None}
+    return {
+        "dataset": ds,
+        "answer": answer,
+        "strict": strict,
+        "correct": strict == answer,
+        "invalid": strict is None,
+    }
 
 
-RECORDS = [rec("HAM10000", "A", "A"), rec("HAM10000", "B", "A"), rec("HAM10000", "C", None),
-           rec("PAD-UFES-20", "A", "A"), rec("PAD-UFES-20", "B", "B")]
+RECORDS = [
+    rec("HAM10000", "A", "A"),
+    rec("HAM10000", "B", "A"),
+    rec("HAM10000", "C", None),
+    rec("PAD-UFES-20", "A", "A"),
+    rec("PAD-UFES-20", "B", "B"),
+]
 
 
 def test_accuracy_invalid_rate_and_macro_f1_by_hand():

@@ -1,6 +1,12 @@
 import pytest
 
-from skinr1.model import SPECIAL_TOKENS, TAG_TOKENS, TinyConfig, build_tiny_model, check_model_source
+from skinr1.model import (
+    SPECIAL_TOKENS,
+    TAG_TOKENS,
+    TinyConfig,
+    build_tiny_model,
+    check_model_source,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +42,9 @@ def test_tiny_model_builds_reloads_and_generates_from_an_image(tmp_path):
 
 
 def test_missing_local_model_path_names_the_parameter_and_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"model\.base = .*no config\.json there\. Run `dvc repro base_model`"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"model\.base = .*no config\.json there\. Run `dvc repro base_model`",
+    ):
         check_model_source(str(tmp_path / "models" / "base"))
     check_model_source("Qwen/Qwen2.5-VL-7B-Instruct")  # a hub id is left to from_pretrained

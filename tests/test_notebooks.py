@@ -43,11 +43,17 @@ def test_all_notebooks_execute_in_order_at_micro_scale(project_copy):
     assert knowledge["nodes"] > 100 and knowledge["rules"] == knowledge["nodes"]
     assert (p / "data/skinrationale/dataset").is_dir()
     assert (p / "plots/sft_loss.csv").read_text().startswith("step,loss")
-    assert (p / "plots/grpo_rewards.csv").read_text().startswith("run,step,reward,format,granularity,malignancy")
+    assert (
+        (p / "plots/grpo_rewards.csv")
+        .read_text()
+        .startswith("run,step,reward,format,granularity,malignancy")
+    )
     metrics = json.loads((p / "metrics/metrics.json").read_text())
     assert set(metrics) == {"disease", "lesion", "ddx", "hierarchical", "ood"}
     assert set(metrics["disease"]) == {"base", "sft", "rl_without_sft", "sft_rl"}
     assert "avg_f1" in metrics["lesion"]["sft_rl"]
     records = (p / "data/eval_records.jsonl").read_text().splitlines()
-    assert len(records) == sum(4 * min(3, 10**9) for _ in metrics)  # 4 models x 5 sets x 3 questions
+    assert len(records) == sum(
+        4 * min(3, 10**9) for _ in metrics
+    )  # 4 models x 5 sets x 3 questions
     assert (p / "reports/06_qualitative_cases.ipynb").exists()

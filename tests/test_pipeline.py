@@ -30,15 +30,23 @@ def test_notebook_stages_run_their_notebook_into_reports():
         assert (REPO / src).exists() and src in s["deps"], name
         assert dst == "reports/" + Path(src).name
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in s["outs"]]
-        assert dst in outs and {"cache": False} in [o[dst] for o in s["outs"] if isinstance(o, dict) and dst in o]
+        assert dst in outs and {"cache": False} in [
+            o[dst] for o in s["outs"] if isinstance(o, dict) and dst in o
+        ]
         assert "-p params_file params.yaml" in s["cmd"]
 
 
 def test_every_source_dep_exists():
-    produced = {next(iter(o)) if isinstance(o, dict) else o for s in _dvc().values() for o in s.get("outs", [])}
+    produced = {
+        next(iter(o)) if isinstance(o, dict) else o
+        for s in _dvc().values()
+        for o in s.get("outs", [])
+    }
     for name, s in _dvc().items():
         for dep in s.get("deps", []):
-            assert (REPO / dep).exists() or dep in produced, f"{name}: dep {dep} neither exists nor is produced"
+            assert (REPO / dep).exists() or dep in produced, (
+                f"{name}: dep {dep} neither exists nor is produced"
+            )
 
 
 def test_readme_starts_with_the_two_commands_and_ci_calls_make_test():

@@ -6,22 +6,34 @@ from skinr1 import prompts
 def test_paper_prompts_are_appendix_d_verbatim_in_key_phrases():
     assert prompts.template("rl").startswith(
         "You are a medical vision-language assistant specializing in dermatology. Given the "
-        "dermatology image, answer: {question}")
-    assert "<final diagnosis>Only output one option: A, B, or C.</final diagnosis>" in prompts.LESION_PROMPT
-    assert "Also provide the lesion condition (benign, malignant or precancerous in situ)." in prompts.RL_TEMPLATE
+        "dermatology image, answer: {question}"
+    )
+    assert (
+        "<final diagnosis>Only output one option: A, B, or C.</final diagnosis>"
+        in prompts.LESION_PROMPT
+    )
+    assert (
+        "Also provide the lesion condition (benign, malignant or precancerous in situ)."
+        in prompts.RL_TEMPLATE
+    )
 
 
 @pytest.mark.parametrize("name", sorted(prompts.PAPER))
 def test_compact_prompts_keep_the_tags_and_placeholders(name):
     paper, compact = prompts.template(name, "paper"), prompts.template(name, "compact")
-    for tag in ("<thinking>", "</thinking>", "<final diagnosis>", "</final diagnosis>",
-                "<diagnosis>", "</diagnosis>", "{question}", "{letters}"):
+    for tag in ("<thinking>", "</thinking>", "{question}", "{letters}"):
         assert (tag in paper) == (tag in compact), (name, tag)
+    # Compact answers always in the RL prompt's tag, wherever the paper asks for any answer tag.
+    asks_answer = "<diagnosis>" in paper or "<final diagnosis>" in paper
+    assert ("<final diagnosis>" in compact and "</final diagnosis>" in compact) == asks_answer
+    assert "<diagnosis>" not in compact
     assert len(compact) < len(paper) / 2
 
 
 def test_format_question_and_unknown_style():
     q = prompts.format_question({"A": "melanoma", "B": "melanocytic nevus"})
-    assert q == "What type of abnormality is present in this image? A: melanoma B: melanocytic nevus"
+    assert (
+        q == "What type of abnormality is present in this image? A: melanoma B: melanocytic nevus"
+    )
     with pytest.raises(ValueError, match="model.prompt_style = 'short'"):
         prompts.template("rl", "short")

@@ -49,7 +49,9 @@ def test_sft_trains_saves_an_adapter_and_resumes(stage):
     assert not Path(str(out) + ".partial").exists()
     # A longer run with the same checkpoints resumes at step 2 instead of starting over.
     P.sft.max_steps = 3
-    hist = train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=out, rulebook=rules)
+    hist = train_sft(
+        P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=out, rulebook=rules
+    )
     assert [h["step"] for h in hist] == [1, 2, 3]
     log = json.loads((out / "log_history.json").read_text())
     assert log[-1]["step"] == 3
@@ -79,10 +81,20 @@ def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
 
     P = stage
     ds, rules = _sft_dataset(P)
-    train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=Path(P.sft.out), rulebook=rules)
+    train_sft(
+        P.model,
+        P.sft,
+        ds,
+        seed=P.seed,
+        run_dir=Path("ck/sft"),
+        out_dir=Path(P.sft.out),
+        rulebook=rules,
+    )
     tax = load_taxonomy()
     res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
-    qs, _ = build_question_set(split_samples(res, "train")[:8], "disease", tax, load_ddx(tax), P.seed)
+    qs, _ = build_question_set(
+        split_samples(res, "train")[:8], "disease", tax, load_ddx(tax), P.seed
+    )
     rl = rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
     for adapter, out in ((P.sft.out, P.grpo.out), (None, P.grpo.out_without_sft)):
         hist = train_grpo(P.model, P.grpo, rl, adapter=adapter, seed=P.seed, run_dir=Path("ck") / Path(out).name,
@@ -90,13 +102,21 @@ def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
         assert [h["step"] for h in hist] == [1, 2]
         rows = reward_curve(hist, "run", P.grpo.rewards)
         for r in rows:  # Eq. 5: the total is the sum of the three terms, each within its range
-            assert r["reward"] == pytest.approx(r["format"] + r["granularity"] + r["malignancy"], abs=1e-6)
-            assert 0 <= r["format"] <= 1 and 0 <= r["granularity"] <= 0.75 and 0 <= r["malignancy"] <= 0.25
+            assert r["reward"] == pytest.approx(
+                r["format"] + r["granularity"] + r["malignancy"], abs=1e-6
+            )
+            assert (
+                0 <= r["format"] <= 1
+                and 0 <= r["granularity"] <= 0.75
+                and 0 <= r["malignancy"] <= 0.25
+            )
         assert (Path(out) / "adapter_model.safetensors").exists()
     # KL to the SFT policy needs beta > 0: the paper's setting is enforced.
     P.grpo.beta = 0.0
     with pytest.raises(ValueError, match="grpo.beta must be > 0"):
-        train_grpo(P.model, P.grpo, rl, adapter=None, seed=P.seed, run_dir=Path("ck/x"), out_dir=Path("x"))
+        train_grpo(
+            P.model, P.grpo, rl, adapter=None, seed=P.seed, run_dir=Path("ck/x"), out_dir=Path("x")
+        )
 
 
 def test_unsloth_engine_without_a_gpu_says_what_to_do(stage):

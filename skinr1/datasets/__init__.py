@@ -68,13 +68,22 @@ def load_all(
     for name in names:
         folder = dataset_dir(root, name)
         out[name] = (
-            None if folder is None
+            None
+            if folder is None
             else LOADERS[name](folder, taxonomy, seed=seed, check_images=check_images)
         )
     return out
 
 
 __all__ = [
-    "LOADERS", "RL_DATASETS", "SPLITS", "DatasetLayoutError", "LoadResult", "Sample",
-    "TextbookCase", "dataset_dir", "load_all", "to_hf_dataset",
+    "LOADERS",
+    "RL_DATASETS",
+    "SPLITS",
+    "DatasetLayoutError",
+    "LoadResult",
+    "Sample",
+    "TextbookCase",
+    "dataset_dir",
+    "load_all",
+    "to_hf_dataset",
 ]

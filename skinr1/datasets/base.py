@@ -170,7 +170,9 @@ def index_images(folders: Iterable[Path], *, by_stem: bool = False) -> dict[str,
     return index
 
 
-def read_table(path: Path, required: Sequence[str], expected: Sequence[str]) -> list[dict[str, str]]:
+def read_table(
+    path: Path, required: Sequence[str], expected: Sequence[str]
+) -> list[dict[str, str]]:
     """Rows of a CSV or tab-separated file as dicts of stripped strings.
 
     Handles a UTF-8 byte-order mark, quoted values and either delimiter (Dataverse serves
@@ -290,8 +292,9 @@ class RecordCollector:
             return
         self._ids.add(id)
         self._records.append(
-            _Record(id, raw, image, expected or str(image), split, group or id, modality,
-                    age, sex, site)
+            _Record(
+                id, raw, image, expected or str(image), split, group or id, modality, age, sex, site
+            )
         )
 
     def map_label(self, raw: str) -> str | None:
@@ -306,7 +309,9 @@ class RecordCollector:
         for pool, fractions in ((None, RANDOM_SPLIT), (TRAIN_POOL, VAL_FROM_TRAIN)):
             recs = [r for r in self._records if r.split == pool]
             assigned = grouped_split(
-                [r.group for r in recs], [r.raw_label for r in recs], fractions,
+                [r.group for r in recs],
+                [r.raw_label for r in recs],
+                fractions,
                 seed=f"{seed}:{self.dataset}:{pool}",
             )
             for r, sp in zip(recs, assigned, strict=True):
@@ -334,11 +339,19 @@ class RecordCollector:
             node = nodes[r.raw_label]
             res.samples.append(
                 Sample(
-                    id=r.id, image=os.path.abspath(r.image), dataset=self.dataset,
+                    id=r.id,
+                    image=os.path.abspath(r.image),
+                    dataset=self.dataset,
                     raw_label=r.raw_label,
-                    node=node, path=tuple(self.taxonomy.path(node)),
-                    malignancy=self.taxonomy.malignancy(node), split=r.split,
-                    modality=r.modality, age=r.age, sex=r.sex, site=r.site, group=r.group,
+                    node=node,
+                    path=tuple(self.taxonomy.path(node)),
+                    malignancy=self.taxonomy.malignancy(node),
+                    split=r.split,
+                    modality=r.modality,
+                    age=r.age,
+                    sex=r.sex,
+                    site=r.site,
+                    group=r.group,
                 )
             )
         return res

@@ -23,11 +23,16 @@ from skinr1.datasets.base import (
 
 NAME = "BCN20000"
 HEADER = (
-    "bcn_filename", "age_approx", "anatom_site_general", "diagnosis", "lesion_id",
-    "capture_date", "sex", "split",
+    "bcn_filename",
+    "age_approx",
+    "anatom_site_general",
+    "diagnosis",
+    "lesion_id",
+    "capture_date",
+    "sex",
+    "split",
 )
-SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test"}
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadResult:
@@ -38,8 +43,11 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
             "bcn_20k_train/ image folder"
         )
     rows = read_table(meta, ["bcn_filename", "diagnosis"], HEADER)
-    folders = [c for c in sorted(root.iterdir())
-               if c.is_dir() and c.name.lower().startswith("bcn_20k_train")]
+    folders = [
+        c
+        for c in sorted(root.iterdir())
+        if c.is_dir() and c.name.lower().startswith("bcn_20k_train")
+    ]
     images = index_images(folders)
     official = {SPLIT_NAMES.get(r.get("split", "").lower()) for r in rows if r["diagnosis"]}
     use_official = None not in official and len(official) > 1
@@ -47,10 +55,14 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
     for row in rows:
         name = row["bcn_filename"]
         col.add(
-            Path(name).stem, row["diagnosis"], images.get(name.lower()),
+            Path(name).stem,
+            row["diagnosis"],
+            images.get(name.lower()),
             split=SPLIT_NAMES.get(row.get("split", "").lower()) if use_official else None,
-            group=row.get("lesion_id", ""), age=parse_age(row.get("age_approx")),
-            sex=clean(row.get("sex")), site=clean(row.get("anatom_site_general")),
+            group=row.get("lesion_id", ""),
+            age=parse_age(row.get("age_approx")),
+            sex=clean(row.get("sex")),
+            site=clean(row.get("anatom_site_general")),
             expected=f"{root.name}/bcn_20k_train/{name}",
         )
     test = find_child(root, ["bcn_20k_test.csv"])

@@ -23,8 +23,15 @@ from skinr1.datasets.base import (
 
 NAME = "derm12345"
 HEADER = (
-    "image_id", "patient_id", "split", "super_class", "malignancy", "main_class_1",
-    "main_class_2", "sub_class", "label",
+    "image_id",
+    "patient_id",
+    "split",
+    "super_class",
+    "malignancy",
+    "main_class_1",
+    "main_class_2",
+    "sub_class",
+    "label",
 )
 
 
@@ -42,16 +49,22 @@ def _metadata(root: Path, part: str) -> Path:
 
 def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadResult:
     col = RecordCollector(NAME, taxonomy)
-    for part, split, prefix in (("train", TRAIN_POOL, "derm12345_train"),
-                                ("test", "test", "derm12345_test")):
+    for part, split, prefix in (
+        ("train", TRAIN_POOL, "derm12345_train"),
+        ("test", "test", "derm12345_test"),
+    ):
         rows = read_table(_metadata(root, part), ["image_id", "label"], HEADER)
-        folders = [c for c in sorted(root.iterdir())
-                   if c.is_dir() and c.name.lower().startswith(prefix)]
+        folders = [
+            c for c in sorted(root.iterdir()) if c.is_dir() and c.name.lower().startswith(prefix)
+        ]
         images = index_images(folders, by_stem=True)
         for row in rows:
             image_id, label = row["image_id"].removesuffix(".jpg"), row["label"]
             col.add(
-                image_id, label, images.get(image_id.lower()), split=split,
+                image_id,
+                label,
+                images.get(image_id.lower()),
+                split=split,
                 group=row.get("patient_id", ""),
                 expected=f"{root.name}/{prefix}*/{label or '?'}/{image_id}.jpg",
             )

@@ -24,10 +24,25 @@ from skinr1.datasets.base import (
 
 NAME = "derm7pt"
 HEADER = (
-    "case_num", "diagnosis", "seven_point_score", "pigment_network", "streaks", "pigmentation",
-    "regression_structures", "dots_and_globules", "blue_whitish_veil", "vascular_structures",
-    "level_of_diagnostic_difficulty", "elevation", "location", "sex", "management", "clinic",
-    "derm", "case_id", "notes",
+    "case_num",
+    "diagnosis",
+    "seven_point_score",
+    "pigment_network",
+    "streaks",
+    "pigmentation",
+    "regression_structures",
+    "dots_and_globules",
+    "blue_whitish_veil",
+    "vascular_structures",
+    "level_of_diagnostic_difficulty",
+    "elevation",
+    "location",
+    "sex",
+    "management",
+    "clinic",
+    "derm",
+    "case_id",
+    "notes",
 )
 INDEX_FILES = {"train": "train_indexes.csv", "val": "valid_indexes.csv", "test": "test_indexes.csv"}
 PHOTOS = (("clinic", "clinical"), ("derm", "dermoscopic"))
@@ -40,8 +55,10 @@ def _official_splits(meta_dir: Path, n_rows: int) -> dict[int, str] | None:
         return None
     absent = [INDEX_FILES[sp] for sp, f in files.items() if f is None]
     if absent:
-        raise DatasetLayoutError(f"{meta_dir}: split file(s) {absent} missing; expected all of "
-                                 f"{list(INDEX_FILES.values())} or none")
+        raise DatasetLayoutError(
+            f"{meta_dir}: split file(s) {absent} missing; expected all of "
+            f"{list(INDEX_FILES.values())} or none"
+        )
     out: dict[int, str] = {}
     for sp, path in files.items():
         for row in read_table(path, ["indexes"], ["indexes"]):
@@ -94,9 +111,14 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
         for column, modality in PHOTOS:
             rel = row[column].replace("\\", "/")
             col.add(
-                f"{case}-{column}", row["diagnosis"], images.get(rel.lower()) if rel else None,
-                split=split, group=f"case-{case}", modality=modality,
-                sex=clean(row.get("sex")), site=clean(row.get("location")),
+                f"{case}-{column}",
+                row["diagnosis"],
+                images.get(rel.lower()) if rel else None,
+                split=split,
+                group=f"case-{case}",
+                modality=modality,
+                sex=clean(row.get("sex")),
+                site=clean(row.get("location")),
                 expected=f"{shown}/{rel or '<empty ' + column + ' column>'}",
             )
     return col.finish(seed=seed, check_images=check_images)

@@ -53,7 +53,7 @@ FINE_NAME = re.compile(r"^([a-z0-9]+(?:-[a-z0-9]+)*)-\d+$", re.IGNORECASE)
 
 
 def fine_diagnosis(file_name: str) -> str | None:
-    """"basal cell carcinoma face" for ``basal-cell-carcinoma-face-12.jpg``; None otherwise."""
+    """ "basal cell carcinoma face" for ``basal-cell-carcinoma-face-12.jpg``; None otherwise."""
     m = FINE_NAME.match(Path(file_name).stem)
     return m.group(1).replace("-", " ").lower() if m else None
 
@@ -79,7 +79,10 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
                 fine = fine_diagnosis(img.name)
                 n_coarse += fine is None
                 col.add(
-                    f"{part}/{cls.name}/{img.stem}", fine or cls.name, img, split=split,
+                    f"{part}/{cls.name}/{img.stem}",
+                    fine or cls.name,
+                    img,
+                    split=split,
                     modality="clinical",
                 )
     if n_coarse:

@@ -66,9 +66,14 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
     for row in rows:
         image_id = row["image_id"]
         col.add(
-            image_id, row["dx"], images.get(image_id.lower()),
-            split=pool, group=row.get("lesion_id", ""), age=parse_age(row.get("age")),
-            sex=clean(row.get("sex")), site=clean(row.get("localization")),
+            image_id,
+            row["dx"],
+            images.get(image_id.lower()),
+            split=pool,
+            group=row.get("lesion_id", ""),
+            age=parse_age(row.get("age")),
+            sex=clean(row.get("sex")),
+            site=clean(row.get("localization")),
             expected=f"{root.name}/HAM10000_images_part_{{1,2}}/{image_id}.jpg",
         )
     if gt is None:
@@ -94,9 +99,14 @@ def _add_test_set(col: RecordCollector, root: Path, gt: Path) -> None:
     for row in rows:
         image_id = row["image_id"].removesuffix(".jpg")
         col.add(
-            image_id, row["dx"], images.get(image_id.lower()), split="test",
-            group=row.get("lesion_id", ""), age=parse_age(row.get("age")),
-            sex=clean(row.get("sex")), site=clean(row.get("localization")),
+            image_id,
+            row["dx"],
+            images.get(image_id.lower()),
+            split="test",
+            group=row.get("lesion_id", ""),
+            age=parse_age(row.get("age")),
+            sex=clean(row.get("sex")),
+            site=clean(row.get("localization")),
             expected=f"{root.name}/{shown}/{image_id}.jpg",
         )
 

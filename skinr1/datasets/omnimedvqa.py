@@ -42,7 +42,7 @@ class OODQuestion:
 
 
 def normalise_answer(text: object) -> str:
-    """"melanoma" for "Melanoma.", " melanoma ", "MELANOMA"."""
+    """ "melanoma" for "Melanoma.", " melanoma ", "MELANOMA"."""
     return " ".join(str(text).split()).rstrip(".").strip().lower()
 
 
@@ -72,9 +72,7 @@ def _parse(root: Path, taxonomy) -> tuple[RecordCollector, list[OODQuestion]]:
     ignored_files = 0
     seen: set[str] = set()
     if not any(f.stem.lower() in included for f in files):
-        col.result.notes.append(
-            f"none of {[s + '.json' for s in INCLUDED]} found under {qa}"
-        )
+        col.result.notes.append(f"none of {[s + '.json' for s in INCLUDED]} found under {qa}")
     for path in files:
         stem = path.stem.lower()
         if stem not in included:
@@ -104,13 +102,21 @@ def _parse(root: Path, taxonomy) -> tuple[RecordCollector, list[OODQuestion]]:
                 continue
             rel = str(item.get("image_path", ""))
             image = base / rel if rel else None
-            col.add(qid, answer, image, split="test", group=rel or qid,
-                    expected=f"{root.name}/{rel}")
+            col.add(
+                qid, answer, image, split="test", group=rel or qid, expected=f"{root.name}/{rel}"
+            )
             if answer:
-                questions.append(OODQuestion(
-                    qid, str(image), source, str(item.get("question", "")), options, letter,
-                    options[letter],
-                ))
+                questions.append(
+                    OODQuestion(
+                        qid,
+                        str(image),
+                        source,
+                        str(item.get("question", "")),
+                        options,
+                        letter,
+                        options[letter],
+                    )
+                )
     if other_types:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(other_types.items()))
         col.result.notes.append(f"question types other than {QUESTION_TYPE} left out: {kinds}")

@@ -22,10 +22,32 @@ from skinr1.datasets.base import (
 
 NAME = "PAD-UFES-20"
 HEADER = (
-    "patient_id", "lesion_id", "smoke", "drink", "background_father", "background_mother", "age",
-    "pesticide", "gender", "skin_cancer_history", "cancer_history", "has_piped_water",
-    "has_sewage_system", "fitspatrick", "region", "diameter_1", "diameter_2", "diagnostic",
-    "itch", "grew", "hurt", "changed", "bleed", "elevation", "img_id", "biopsed",
+    "patient_id",
+    "lesion_id",
+    "smoke",
+    "drink",
+    "background_father",
+    "background_mother",
+    "age",
+    "pesticide",
+    "gender",
+    "skin_cancer_history",
+    "cancer_history",
+    "has_piped_water",
+    "has_sewage_system",
+    "fitspatrick",
+    "region",
+    "diameter_1",
+    "diameter_2",
+    "diagnostic",
+    "itch",
+    "grew",
+    "hurt",
+    "changed",
+    "bleed",
+    "elevation",
+    "img_id",
+    "biopsed",
 )
 
 
@@ -44,9 +66,14 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
         sex = clean(row.get("gender"))
         site = clean(row.get("region"))
         col.add(
-            img.removesuffix(".png"), row["diagnostic"], images.get(img.lower()),
-            group=row["patient_id"], modality="clinical", age=parse_age(row.get("age")),
-            sex=sex.lower() if sex else None, site=site.lower() if site else None,
+            img.removesuffix(".png"),
+            row["diagnostic"],
+            images.get(img.lower()),
+            group=row["patient_id"],
+            modality="clinical",
+            age=parse_age(row.get("age")),
+            sex=sex.lower() if sex else None,
+            site=site.lower() if site else None,
             expected=f"{root.name}/images/imgs_part_*/{img}",
         )
     return col.finish(seed=seed, check_images=check_images)

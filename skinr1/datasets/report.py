@@ -40,8 +40,11 @@ def summarise(result: LoadResult, taxonomy=None) -> dict:
         "samples": result.counts(),
         "raw_labels": dict(sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))),
         "unmapped": unmapped,
-        "unmapped_status": ({k: label_status(taxonomy, result.dataset, k) for k in unmapped}
-                            if taxonomy is not None else {}),
+        "unmapped_status": (
+            {k: label_status(taxonomy, result.dataset, k) for k in unmapped}
+            if taxonomy is not None
+            else {}
+        ),
         "missing_images": len(result.missing_images),
         "unreadable_images": len(result.unreadable_images),
         "empty_labels": len(result.empty_labels),
@@ -81,8 +84,11 @@ def _listing(names: list[str]) -> str:
 def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> str:
     check = "image headers checked" if check_images else "image headers NOT checked"
     cols = ("train", "val", "test", "unmapped", "missing", "unreadable", "empty", "invalid")
-    lines = [f"data root {root} (seed {seed}, {check})", "",
-             f"{'dataset':<13}" + "".join(f"{c:>11}" for c in cols)]
+    lines = [
+        f"data root {root} (seed {seed}, {check})",
+        "",
+        f"{'dataset':<13}" + "".join(f"{c:>11}" for c in cols),
+    ]
     for name, entry in report.items():
         if entry is None:
             lines.append(f"{name:<13}  absent (no folder {root / name})")
@@ -90,8 +96,11 @@ def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> 
             lines.append(f"{name:<13}  unrecognisable (see below)")
         else:
             values = [entry["samples"][s] for s in SPLITS] + [
-                sum(entry["unmapped"].values()), entry["missing_images"],
-                entry["unreadable_images"], entry["empty_labels"], entry["invalid"],
+                sum(entry["unmapped"].values()),
+                entry["missing_images"],
+                entry["unreadable_images"],
+                entry["empty_labels"],
+                entry["invalid"],
             ]
             lines.append(f"{name:<13}" + "".join(f"{v:>11}" for v in values))
     for name, entry in report.items():
@@ -108,21 +117,27 @@ def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> 
             groups = {"unknown": [], "out_of_scope": [], "malignancy_only": []}
             for k, v in entry["unmapped"].items():
                 groups.setdefault(status.get(k, "unknown"), []).append(f"{k} {v}")
-            for kind, title in (("unknown", "labels not in the label map"),
-                                ("out_of_scope", "labels out of scope on purpose"),
-                                ("malignancy_only", "answers that name only a malignancy")):
+            for kind, title in (
+                ("unknown", "labels not in the label map"),
+                ("out_of_scope", "labels out of scope on purpose"),
+                ("malignancy_only", "answers that name only a malignancy"),
+            ):
                 if groups[kind]:
                     lines.append(f"  {title}: {', '.join(groups[kind])}")
-        for key, title in (("missing_images", "missing images"),
-                           ("unreadable_images", "unreadable images"),
-                           ("empty_labels", "records without a label"),
-                           ("invalid", "invalid records")):
+        for key, title in (
+            ("missing_images", "missing images"),
+            ("unreadable_images", "unreadable images"),
+            ("empty_labels", "records without a label"),
+            ("invalid", "invalid records"),
+        ):
             if entry["names"][key]:
                 names = entry["names"][key]
                 lines.append(f"  {title} ({len(names)}): {_listing(names)}")
         if entry["groups_across_splits"]:
-            lines.append(f"  groups in more than one split: {entry['groups_across_splits']} "
-                         "(official splits share them)")
+            lines.append(
+                f"  groups in more than one split: {entry['groups_across_splits']} "
+                "(official splits share them)"
+            )
         for note in entry["notes"]:
             lines.append(f"  note: {note}")
     return "\n".join(lines)
@@ -135,11 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("root", type=Path, help="folder holding HAM10000/, PAD-UFES-20/, ...")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    parser.add_argument("--seed", type=int,
-                        help="seed of the random splits (default: --params' seed, else 1234)")
+    parser.add_argument(
+        "--seed", type=int, help="seed of the random splits (default: --params' seed, else 1234)"
+    )
     parser.add_argument("--params", type=Path, help="params.yaml to read the seed from")
-    parser.add_argument("--no-image-check", action="store_true",
-                        help="skip opening every image (existence is still checked)")
+    parser.add_argument(
+        "--no-image-check",
+        action="store_true",
+        help="skip opening every image (existence is still checked)",
+    )
     args = parser.parse_args(argv)
     if args.seed is None:
         if args.params is not None:

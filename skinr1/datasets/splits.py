@@ -62,8 +62,9 @@ def grouped_split(
         rng.shuffle(members)
         size = {g: sum(labels[g].values()) for g in members}
         # Nearest integer, halves down: 2 groups at 25% give val none rather than half.
-        slots = {k: min(math.ceil(len(members) * fractions[k] - 0.5), len(members))
-                 for k in names[1:]}
+        slots = {
+            k: min(math.ceil(len(members) * fractions[k] - 0.5), len(members)) for k in names[1:]
+        }
         while sum(slots.values()) > len(members):  # only with fractions that overfill
             slots[max(slots, key=slots.get)] -= 1
         slots["train"] = len(members) - sum(slots.values())
@@ -73,8 +74,13 @@ def grouped_split(
             open_ = [k for k in names if slots[k] > 0]
             # The split furthest below its share, relative to it; on a tie, the one that
             # overshoots least when it takes g.
-            k = max(open_, key=lambda k: ((share[k] - filled[k]) / (share[k] or 1.0),
-                                          (share[k] - filled[k] - size[g]) / (share[k] or 1.0)))
+            k = max(
+                open_,
+                key=lambda k: (
+                    (share[k] - filled[k]) / (share[k] or 1.0),
+                    (share[k] - filled[k] - size[g]) / (share[k] or 1.0),
+                ),
+            )
             assignment[g] = k
             slots[k] -= 1
             filled[k] += size[g]
