@@ -79,6 +79,7 @@ class SFTParams:
     target_modules: list = field(default_factory=list)
     modules_to_save: list = field(default_factory=list)
     replay_fraction: float = 0.0
+    trajectory_types: list = field(default_factory=lambda: [1, 2, 3])
     learning_rate: float = 3e-5
     epochs: float = 4
     max_steps: int = -1

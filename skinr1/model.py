@@ -268,9 +268,11 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
     tower sees the downstream feature combinations without ever being told the disease.
     """
     from skinr1.lesions import render
-    from skinr1.prompts import format_question, template, user_message
+    from skinr1.prompts import VQA_TEMPLATE, format_question, template, user_message
 
-    rl_template = template("rl", prompt_style)
+    # Paper style: the RL prompt itself (a 7B instruct model has seen such prompts); compact: a
+    # generic VQA prompt, so the diagnostic instruction is first seen in SFT.
+    rl_template = template("rl", prompt_style) if prompt_style == "paper" else VQA_TEMPLATE
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)

@@ -109,10 +109,13 @@ COMPACT = {
     "sft_type23": "Describe the lesion, propose a diagnosis, compare an alternative and conclude: "
     "<thinking>reasoning</thinking> <final diagnosis>finest diagnosis, its taxonomy, benign or "
     "malignant</final diagnosis>",
-    "rl": "Answer: {question}\n<thinking>features</thinking> <final diagnosis>the most fine-grained "
-    "option; benign, malignant or precancerous in situ</final diagnosis>",
-    "diagnosis": "Answer: {question}\n<thinking>features</thinking> <final diagnosis>one option "
-    "({letters}), the most fine-grained</final diagnosis>",
+    # RL and evaluation questions open with the SFT instruction, so that the tiny model answers
+    # them the way SFT taught it (a 7B model needs no such cue).
+    "rl": "Describe the lesion and diagnose it. {question}\n<thinking>features</thinking> "
+    "<final diagnosis>the most fine-grained option; benign, malignant or precancerous in situ"
+    "</final diagnosis>",
+    "diagnosis": "Describe the lesion and diagnose it. {question}\n<thinking>features</thinking> "
+    "<final diagnosis>one option ({letters}), the most fine-grained</final diagnosis>",
     "ood": "Answer: {question}\n<thinking>compare the options</thinking> <final diagnosis>one "
     "option</final diagnosis>",
     "lesion": "Answer: What type of lesion condition is present? A: benign B: malignant C: "
@@ -131,6 +134,10 @@ PAPER = {
     "qualitative": QUALITATIVE_PROMPT,
 }
 STYLES = {"paper": PAPER, "compact": COMPACT}
+
+# The warm-up's generic visual question answering (a stand-in for instruction tuning): it teaches
+# the answer tags without the diagnostic instruction that SFT and RL use.
+VQA_TEMPLATE = "Answer: {question}\n<thinking>features</thinking> <final diagnosis>one option</final diagnosis>"
 
 
 def template(name: str, style: str = "paper") -> str:

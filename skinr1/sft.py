@@ -101,6 +101,13 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, r
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
     base = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
                       attn_implementation=model.attn_implementation)  # fmt: skip
+    types = set(cfg.trajectory_types)
+    if not types or not types <= {1, 2, 3}:
+        raise ValueError(
+            f"sft.trajectory_types = {cfg.trajectory_types}: a non-empty subset of [1, 2, 3]"
+        )
+    if types != {1, 2, 3}:
+        train_dataset = train_dataset.filter(lambda r: r["type"] in types)
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style)
     if cfg.replay_fraction > 0:
         if rulebook is None:
