@@ -265,3 +265,27 @@ def enter_project(params_file: str | os.PathLike) -> Path:
         raise ParamsError(f"params_file = {params_file!r} not found")
     os.chdir(root)
     return root
+
+
+def fingerprint(name_or_path: str | None) -> str:
+    """Identity of a model or adapter for checkpoint keys: a hub id is its name; a local folder is
+    hashed by its files' names and sizes and the first and last MiB of each, so a rebuilt base
+    model or a retrained adapter never resumes another run's checkpoints (and a 15 GB checkpoint
+    is fingerprinted in milliseconds)."""
+    import hashlib
+
+    if name_or_path is None:
+        return "none"
+    p = Path(name_or_path)
+    if not p.exists():
+        return str(name_or_path)
+    h = hashlib.sha256()
+    for f in sorted(x for x in p.rglob("*") if x.is_file() and "checkpoint" not in x.parts[-2]):
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(p)}:{size}".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read())
+    return h.hexdigest()[:16]

@@ -311,9 +311,8 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
             prompt = rl_template.format(
                 question=format_question(options, ATTRIBUTE_QUESTIONS[attr])
             )
-            # The compact style answers with the option's text (which the answer parser reads
-            # as that option); the paper style with "letter: text".
-            choice = right if prompt_style == "compact" else f"{letter}: {right}"
+            # "letter: text", the form every answer parser reads as one option.
+            choice = f"{letter}: {right}"
             answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{choice}</final diagnosis>"
         out.append({"prompt": user_message(prompt),
                     "completion": [{"role": "assistant", "content": [{"type": "text", "text": answer}]}],

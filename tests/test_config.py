@@ -62,3 +62,18 @@ def test_checkpoint_dir_is_keyed_by_everything_that_shapes_the_run():
     assert a != checkpoint_dir("sft", {"lr": 2e-3}, 1234, "fp")
     assert a != checkpoint_dir("sft", {"lr": 1e-3}, 1234, "other-data")
     assert a.parent == Path("models/checkpoints") and a.name.startswith("sft-")
+
+
+def test_fingerprint_changes_with_model_content_not_with_the_path(tmp_path):
+    from skinr1.config import fingerprint
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        (d / "model.safetensors").write_bytes(b"\x00" * 3_000_000)
+    assert fingerprint(str(a)) == fingerprint(str(b))  # same content, other folder
+    (b / "model.safetensors").write_bytes(b"\x00" * 2_999_999 + b"\x01")  # last byte differs
+    assert fingerprint(str(a)) != fingerprint(str(b))
+    assert fingerprint("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert fingerprint(None) == "none"

@@ -182,11 +182,11 @@ TRL's `SFTTrainer` with a PEFT LoRA (§3.2.1, Eq. 2): the loss covers the trajec
             + """
 from dataclasses import asdict
 from datasets import load_from_disk
-from skinr1.config import checkpoint_dir
+from skinr1.config import checkpoint_dir, fingerprint
 from skinr1.sft import train_sft
 P = load_params("params.yaml", require=("model", "sft"))
-ds = load_from_disk(str(Path(P.trajectories.out) / "dataset"))
-run_dir = checkpoint_dir("sft", asdict(P.model), asdict(P.sft), P.seed, ds._fingerprint)
+ds = load_from_disk(str(Path(P.trajectories.out) / "dataset"), keep_in_memory=True)  # no cache files in a DVC output
+run_dir = checkpoint_dir("sft", asdict(P.model), asdict(P.sft), P.seed, ds._fingerprint, fingerprint(P.model.base))
 print(f"{len(ds)} trajectories; base model {P.model.base}; checkpoints in {run_dir}")""",
         ),
         (
@@ -219,7 +219,7 @@ The policy continues the SFT adapter and is trained with GRPO (§3.2.2, Eq. 4) o
             + """
 import random
 from dataclasses import asdict
-from skinr1.config import checkpoint_dir
+from skinr1.config import checkpoint_dir, fingerprint
 from skinr1.taxonomy import load_taxonomy
 from skinr1.ddx import load_ddx
 from skinr1.datasets.selection import exclusion_table, load_configured, split_samples
@@ -248,7 +248,8 @@ if P.grpo.run_without_sft:
     runs["rl_without_sft"] = (None, P.grpo.out_without_sft)
 curves = []
 for name, (adapter, out) in runs.items():
-    run_dir = checkpoint_dir(f"grpo-{name}", asdict(P.model), asdict(P.grpo), P.seed, adapter, ds._fingerprint)
+    run_dir = checkpoint_dir(f"grpo-{name}", asdict(P.model), asdict(P.grpo), P.seed, ds._fingerprint,
+                             fingerprint(P.model.base), fingerprint(adapter))
     history = train_grpo(P.model, P.grpo, ds, adapter=adapter, seed=P.seed, run_dir=run_dir, out_dir=Path(out))
     curves += reward_curve(history, name, P.grpo.rewards)
     print(f"{name}: adapter saved to {out}")
@@ -427,7 +428,7 @@ for name, adapter in {"base": None, "Skin-R1": P.grpo.out}.items():
     fig, ax = plt.subplots(figsize=(2.4, 2.4)); ax.imshow(images[i]); ax.set_axis_off(); plt.show()
     print(f"Case {i + 1} ({s.dataset}, {s.modality}). Ground truth: {s.node}, {s.malignancy}")
     for name, resp in answers.items():
-        print(f"  Response from {name}: {resp.strip()}")
+        print(f"  Response from {name}: {resp[i].strip()}")
     print()""",
         ),
     ],
