@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skinr1.datasets import bcn20000, derm7pt, derm12345, pad_ufes20
 from skinr1.rules import Features
 from skinr1.taxonomy import KnowledgeError
 
@@ -562,34 +563,7 @@ PAD_REGIONS = (
     "ABDOMEN",
     "FOOT",
 )
-PAD_HEADER = (
-    "patient_id",
-    "lesion_id",
-    "smoke",
-    "drink",
-    "background_father",
-    "background_mother",
-    "age",
-    "pesticide",
-    "gender",
-    "skin_cancer_history",
-    "cancer_history",
-    "has_piped_water",
-    "has_sewage_system",
-    "fitspatrick",
-    "region",
-    "diameter_1",
-    "diameter_2",
-    "diagnostic",
-    "itch",
-    "grew",
-    "hurt",
-    "changed",
-    "bleed",
-    "elevation",
-    "img_id",
-    "biopsed",
-)
+PAD_HEADER = pad_ufes20.HEADER  # the loader's own header, so the layouts agree
 
 
 def write_pad_ufes20(ctx: _Context, root: Path) -> dict:
@@ -688,16 +662,7 @@ BCN_SITES = (
     "oral/genital",
     "",
 )
-BCN_HEADER = (
-    "bcn_filename",
-    "age_approx",
-    "anatom_site_general",
-    "diagnosis",
-    "lesion_id",
-    "capture_date",
-    "sex",
-    "split",
-)
+BCN_HEADER = bcn20000.HEADER  # the loader's own header, so the layouts agree
 
 
 def write_bcn20000(ctx: _Context, root: Path) -> dict:
@@ -751,17 +716,7 @@ def write_bcn20000(ctx: _Context, root: Path) -> dict:
     return {"images": len(rows) + len(test_rows)}
 
 
-DERM12345_HEADER = (
-    "image_id",
-    "patient_id",
-    "split",
-    "super_class",
-    "malignancy",
-    "main_class_1",
-    "main_class_2",
-    "sub_class",
-    "label",
-)
+DERM12345_HEADER = derm12345.HEADER  # the loader's own header, so the layouts agree
 
 
 def write_derm12345(ctx: _Context, root: Path) -> dict:
@@ -799,27 +754,7 @@ def write_derm12345(ctx: _Context, root: Path) -> dict:
     return {"images": t}
 
 
-DERM7PT_HEADER = (
-    "case_num",
-    "diagnosis",
-    "seven_point_score",
-    "pigment_network",
-    "streaks",
-    "pigmentation",
-    "regression_structures",
-    "dots_and_globules",
-    "blue_whitish_veil",
-    "vascular_structures",
-    "level_of_diagnostic_difficulty",
-    "elevation",
-    "location",
-    "sex",
-    "management",
-    "clinic",
-    "derm",
-    "case_id",
-    "notes",
-)
+DERM7PT_HEADER = derm7pt.HEADER  # the loader's own header, so the layouts agree
 DERM7PT_LOCATIONS = (
     "back",
     "lower limbs",

@@ -55,4 +55,5 @@ def test_prompt_for_each_kind_uses_its_appendix_d_template():
     assert "answer: Q? A: x B: y" in prompt_for(row) and "(A/B)" in prompt_for(row)
     assert "Only output one option: A, B, or C." in prompt_for({**row, "kind": "lesion"})
     assert "choose the most likely diagnosis from the options" in prompt_for({**row, "kind": "ood"})
-    assert prompt_for(row, "compact").startswith("Answer: Q? A: x B: y")
+    compact = prompt_for(row, "compact")
+    assert compact.startswith("Describe the lesion and diagnose it. Q? A: x B: y") and "(A/B)" in compact

@@ -32,6 +32,7 @@ def test_all_notebooks_execute_in_order_at_micro_scale(project_copy):
 
     cwd = os.getcwd()
     os.chdir(project_copy)
+    (project_copy / "reports").mkdir(exist_ok=True)
     try:
         for nb in NOTEBOOKS:
             pm.execute_notebook(str(nb), str(project_copy / "reports" / nb.name), kernel_name="python3",
