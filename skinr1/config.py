@@ -80,6 +80,7 @@ class SFTParams:
     modules_to_save: list = field(default_factory=list)
     replay_fraction: float = 0.0
     trajectory_types: list = field(default_factory=lambda: [1, 2, 3])
+    rationale: str = "full"  # "findings": the findings sentence and the diagnosis only
     learning_rate: float = 3e-5
     epochs: float = 4
     max_steps: int = -1

@@ -56,7 +56,7 @@ _TONE_EXP = {
 _SYMMETRY = ("symmetric", "asymmetric")
 _BORDER = ("regular", "irregular", "ill-defined")
 _ELEVATION = ("flat", "raised", "nodular")
-_SIZE_FRAC = {"small": 0.36, "medium": 0.52, "large": 0.70}  # lesion radius / half image
+_SIZE_FRAC = {"small": 0.66, "medium": 0.82, "large": 1.0}  # lesion radius / half image
 _N_ANG = 256
 _ANGLES = np.linspace(0.0, 2 * math.pi, _N_ANG, endpoint=False)
 
@@ -143,7 +143,7 @@ class _Lesion:
     def __init__(self, f: Features, g: np.random.Generator, size: int, modality: str) -> None:
         self.f, self.size, self.s = f, size, size / 128
         half = size / 2
-        scale = 1.0 if modality == "dermoscopic" else 0.55
+        scale = 1.0 if modality == "dermoscopic" else 0.75
         self.R = half * _SIZE_FRAC[f.size] * scale * g.uniform(0.88, 1.12)
         self.cx = half + g.uniform(-0.08, 0.08) * size
         self.cy = half + g.uniform(-0.08, 0.08) * size

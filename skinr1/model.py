@@ -81,6 +81,22 @@ def _corpus(extra: list[str]) -> list[str]:
     return texts
 
 
+def tokenizer_phrases(rulebook) -> list[str]:
+    """The phrasing the project's generators write (feature descriptions, textbook rationales,
+    hierarchical completions), so that the tiny tokenizer spends few tokens on it: every token
+    of a trajectory is paid for in each training step and sampled completion."""
+    from skinr1.lesions import SKIN_TONES
+
+    roman = ["I", "II", "III", "IV", "V", "VI"]
+    out = [f"{v} of Fitzpatrick type {roman[t - 1]} skin shows a"
+           for v in ("Dermoscopy", "A clinical photograph") for t in SKIN_TONES]  # fmt: skip
+    for name, rule in sorted(rulebook.rules.items()):
+        out.append(f"The image shows a {rule.features.describe()}. {rule.text}")
+        out.append(f"{name}, {name.capitalize()} is a subtype of {name}, and is generally "
+                   "classified as benign, malignant or precancerous in situ.")  # fmt: skip
+    return out
+
+
 def build_tokenizer(out_dir: Path, vocab_size: int, extra_text: list[str] | None = None):
     """Train a byte-level BPE on project text and wrap it as a Qwen2 tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -373,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     rules = load_rules(tax)
     cfg = TinyConfig(**p.tiny)
     t0 = time.time()
-    build_tiny_model(tmp, cfg, seed=params.seed)
+    build_tiny_model(tmp, cfg, seed=params.seed, extra_text=tokenizer_phrases(rules))
     history = warm_up(tmp, rules, steps=p.warmup_steps, batch_size=p.warmup_batch_size,
                       lr=p.warmup_lr, seed=params.seed, n_examples=p.warmup_examples,
                       image_size=cfg.image_size, prompt_style=params.model.prompt_style,

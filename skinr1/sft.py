@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -29,20 +30,29 @@ def lora_config(r: int, alpha: int, dropout: float, target_modules=None, modules
     )  # fmt: skip
 
 
-def apply_prompt_style(dataset, style: str):
-    """Re-render each trajectory's prompt in ``style`` (compact: the RL answer tag too).
+def apply_prompt_style(dataset, style: str, rationale: str = "full"):
+    """Re-render each trajectory's prompt in ``style`` (compact: the RL answer tag too), and
+    with ``rationale="findings"`` cut each completion to ``findings_only``.
 
-    SkinRationale itself keeps Appendix D's text; the prompt is a property of the model being
-    trained, not of the data.
+    SkinRationale itself keeps Appendix D's text and the full rationale; both are properties of
+    the model being trained, not of the data.
     """
     from skinr1.prompts import ANSWER_TAG, template, user_message
 
-    if style == "paper":
+    if rationale not in ("full", "findings"):
+        raise ValueError(f"sft.rationale = {rationale!r}: expected 'full' or 'findings'")
+    if style == "paper" and rationale == "full":
         return dataset
     t1, t23 = template("sft_type1", style), template("sft_type23", style)
 
     def restyle(r):
         text = r["completion"][0]["content"][0]["text"]
+        if rationale == "findings":
+            text = findings_only(text)
+        if style == "paper":
+            return {
+                "completion": [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
+            }
         text = text.replace("<diagnosis>", f"<{ANSWER_TAG}>").replace(
             "</diagnosis>", f"</{ANSWER_TAG}>"
         )
@@ -50,6 +60,26 @@ def apply_prompt_style(dataset, style: str):
         return {"prompt": user_message(t1 if r["type"] == 1 else t23), "completion": completion}
 
     return dataset.map(restyle)
+
+
+_CONDITION = re.compile(r"classified as (benign|malignant|precancerous in situ)")
+
+
+def findings_only(text: str) -> str:
+    """A trajectory cut to its findings and its answer: the first sentence of ``<thinking>``
+    (what the image shows) and the diagnosis with its lesion condition, e.g.
+    ``<thinking>Dermoscopy ... shows a ...; waxy surface.</thinking> <final diagnosis>seborrheic
+    keratosis, benign</final diagnosis>``. Tags are kept as they are."""
+    m = re.search(r"<(diagnosis|final diagnosis)>(.*?)</\1>", text, re.S)
+    think = re.search(r"<thinking>(.*?)</thinking>", text, re.S)
+    if m is None or think is None:
+        raise ValueError(f"not a trajectory with <thinking> and a diagnosis block: {text[:80]!r}")
+    tag, answer = m.group(1), m.group(2).strip()
+    findings = re.split(r"(?<=\.)\s", think.group(1).strip(), maxsplit=1)[0]
+    name = re.split(r"[,.]", answer, maxsplit=1)[0].strip()
+    cond = _CONDITION.search(answer)
+    final = f"{name}, {cond.group(1)}" if cond else name
+    return f"<thinking>{findings}</thinking> <{tag}>{final}</{tag}>"
 
 
 def with_replay(
@@ -108,7 +138,7 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, r
         )
     if types != {1, 2, 3}:
         train_dataset = train_dataset.filter(lambda r: r["type"] in types)
-    train_dataset = apply_prompt_style(train_dataset, model.prompt_style)
+    train_dataset = apply_prompt_style(train_dataset, model.prompt_style, cfg.rationale)
     if cfg.replay_fraction > 0:
         if rulebook is None:
             raise ValueError(

@@ -56,4 +56,7 @@ def test_prompt_for_each_kind_uses_its_appendix_d_template():
     assert "Only output one option: A, B, or C." in prompt_for({**row, "kind": "lesion"})
     assert "choose the most likely diagnosis from the options" in prompt_for({**row, "kind": "ood"})
     compact = prompt_for(row, "compact")
-    assert compact.startswith("Describe the lesion and diagnose it. Q? A: x B: y") and "(A/B)" in compact
+    assert (
+        compact.startswith("Describe the lesion and diagnose it. Q? A: x B: y")
+        and "(A/B)" in compact
+    )
