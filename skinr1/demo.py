@@ -36,7 +36,7 @@ from skinr1.datasets import bcn20000, derm7pt, derm12345, pad_ufes20
 from skinr1.rules import Features
 from skinr1.taxonomy import KnowledgeError
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 MARKER = ".demo-complete.json"
 
 # Per-image numpy streams: (seed, STREAM[dataset], index) never collide across datasets.
@@ -328,7 +328,10 @@ SCALE_COUNTS = {  # targets at scale 1.0
     "dermnet_in": 50,
     "dermnet_out": 30,
     "OmniMedVQA": 60,
-    "textbook_per_diagnosis": 8,
+    # SkinRationale's exemplars follow the label distribution the model is later asked about:
+    # many cases of each HAM10000 class, a few of each DDx neighbour (the textbook's rarer pages).
+    "textbook_per_class": 32,
+    "textbook_per_neighbour": 4,
 }
 
 
@@ -1064,12 +1067,15 @@ def textbook_diagnoses(taxonomy) -> list[str]:
 
 
 def write_textbook(ctx: _Context, root: Path) -> dict:
-    """``textbook/cases.jsonl`` + ``textbook/images/*.png``: ~8 cases per diagnosis, each with
-    a rationale that describes exactly what its image shows."""
+    """``textbook/cases.jsonl`` + ``textbook/images/*.png``: 32 cases of each HAM10000 class and 4
+    of each DDx neighbour (at scale 1), each with a rationale that describes exactly what its
+    image shows."""
     rng, paint = ctx.rng("textbook"), _Painter(ctx, "textbook")
-    per = max(2, round(SCALE_COUNTS["textbook_per_diagnosis"] * ctx.scale))
+    classes = set(ctx.taxonomy.dataset_maps.get("HAM10000", {}).values())
     lines = []
     for node in textbook_diagnoses(ctx.taxonomy):
+        key = "textbook_per_class" if node in classes else "textbook_per_neighbour"
+        per = max(2, round(SCALE_COUNTS[key] * ctx.scale))
         try:
             rule = ctx.rules.rule_for(node, ctx.taxonomy)
         except KeyError:

@@ -43,7 +43,7 @@ def load_eval_model(model: ModelParams, adapter: str | None = None):
 
 
 def generate(model, processor, prompts: list[str], images: list, *, batch_size: int,
-             max_new_tokens: int, desc: str = "generate") -> list[str]:  # fmt: skip
+             max_new_tokens: int, desc: str = "generate", prompt_style: str = "paper") -> list[str]:  # fmt: skip
     """Greedy completions, batched with left padding; returns the decoded new text only."""
     import torch
     from tqdm.auto import tqdm
@@ -55,7 +55,7 @@ def generate(model, processor, prompts: list[str], images: list, *, batch_size: 
     device = next(model.parameters()).device
     out: list[str] = []
     for i in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
-        texts = [processor.apply_chat_template(user_message(p), add_generation_prompt=True,
+        texts = [processor.apply_chat_template(user_message(p, prompt_style), add_generation_prompt=True,
                                                tokenize=False) for p in prompts[i : i + batch_size]]  # fmt: skip
         imgs = [im.convert("RGB") for im in images[i : i + batch_size]]
         enc = processor(text=texts, images=imgs, return_tensors="pt", padding=True).to(device)
@@ -77,7 +77,7 @@ def answer_questions(model, processor, rows: list[dict], *, batch_size: int, max
     prompts = [prompt_for(r, prompt_style) for r in rows]
     images = [Image.open(r["image"]) for r in rows]
     responses = generate(model, processor, prompts, images, batch_size=batch_size,
-                         max_new_tokens=max_new_tokens, desc=desc)  # fmt: skip
+                         max_new_tokens=max_new_tokens, desc=desc, prompt_style=prompt_style)  # fmt: skip
     records = []
     for r, resp in zip(rows, responses, strict=True):
         options = dict(zip(r["letters"], r["options"], strict=True))

@@ -25,7 +25,9 @@ def rl_dataset(rows: list[dict], prompt_style: str = "paper"):
     import datasets
 
     rl = template("rl", prompt_style)
-    records = [{**r, "prompt": user_message(rl.format(question=r["question"]))} for r in rows]
+    records = [
+        {**r, "prompt": user_message(rl.format(question=r["question"]), prompt_style)} for r in rows
+    ]
     ds = datasets.Dataset.from_list(records)
     return ds.cast_column("image", datasets.Image())
 

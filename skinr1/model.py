@@ -330,7 +330,7 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
             # "letter: text", the form every answer parser reads as one option.
             choice = f"{letter}: {right}"
             answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{choice}</final diagnosis>"
-        out.append({"prompt": user_message(prompt),
+        out.append({"prompt": user_message(prompt, prompt_style),
                     "completion": [{"role": "assistant", "content": [{"type": "text", "text": answer}]}],
                     "images": [img]})  # fmt: skip
     return out

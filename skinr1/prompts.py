@@ -92,9 +92,18 @@ def format_question(options: dict[str, str], question: str = QUESTION) -> str:
     return question + " " + " ".join(f"{k}: {v}" for k, v in options.items())
 
 
-def user_message(text: str) -> list[dict]:
-    """A conversational user turn holding one image placeholder and the prompt text."""
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+def user_message(text: str, style: str = "paper") -> list[dict]:
+    """A conversational user turn holding one image placeholder and the prompt text.
+
+    Paper style puts the image first, as Qwen2.5-VL's examples do. Compact style puts it last,
+    next to the answer: the tiny model's attention is close to uniform, so every text token
+    between the image and the answer dilutes it (measured: with four options in the prompt, SFT's
+    HAM10000 accuracy fell from 0.88 under its own prompt to 0.28 with the image first, 0.82 with
+    the image last).
+    """
+    image, words = {"type": "image"}, {"type": "text", "text": text}
+    content = [words, image] if style == "compact" else [image, words]
+    return [{"role": "user", "content": content}]
 
 
 # Compact variants for the embedded tiny model: the same fields and instructions in about a fifth
@@ -103,19 +112,21 @@ def user_message(text: str) -> list[dict]:
 # carries "the diagnosis I reasoned to" from one tag to another, a 2.5 M-parameter one does not.
 # Paper scale uses the Appendix D texts above.
 ANSWER_TAG = "final diagnosis"
+_COMPACT_SFT1 = (
+    "Describe the lesion and diagnose it: <thinking>features and rationale</thinking> "
+    "<final diagnosis>finest diagnosis, its taxonomy, benign or malignant</final diagnosis>"
+)
 COMPACT = {
-    "sft_type1": "Describe the lesion and diagnose it: <thinking>features and rationale</thinking> "
-    "<final diagnosis>finest diagnosis, its taxonomy, benign or malignant</final diagnosis>",
+    "sft_type1": _COMPACT_SFT1,
     "sft_type23": "Describe the lesion, propose a diagnosis, compare an alternative and conclude: "
     "<thinking>reasoning</thinking> <final diagnosis>finest diagnosis, its taxonomy, benign or "
     "malignant</final diagnosis>",
-    # RL and evaluation questions open with the SFT instruction, so that the tiny model answers
-    # them the way SFT taught it (a 7B model needs no such cue).
-    "rl": "Describe the lesion and diagnose it. {question}\n<thinking>features</thinking> "
-    "<final diagnosis>the most fine-grained option; benign, malignant or precancerous in situ"
-    "</final diagnosis>",
-    "diagnosis": "Describe the lesion and diagnose it. {question}\n<thinking>features</thinking> "
-    "<final diagnosis>one option ({letters}), the most fine-grained</final diagnosis>",
+    # RL and evaluation questions are the SFT instruction, word for word, followed by the question
+    # and its options: the tiny model answers them the way SFT taught it only when the prompt it
+    # learnt is intact (a 7B model needs no such cue). It already asks for the finest diagnosis and
+    # the lesion condition, which R_gran and R_malignancy read.
+    "rl": _COMPACT_SFT1 + " {question}",
+    "diagnosis": _COMPACT_SFT1 + " {question}",
     "ood": "Answer: {question}\n<thinking>compare the options</thinking> <final diagnosis>one "
     "option</final diagnosis>",
     "lesion": "Answer: What type of lesion condition is present? A: benign B: malignant C: "

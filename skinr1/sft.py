@@ -57,7 +57,10 @@ def apply_prompt_style(dataset, style: str, rationale: str = "full"):
             "</diagnosis>", f"</{ANSWER_TAG}>"
         )
         completion = [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
-        return {"prompt": user_message(t1 if r["type"] == 1 else t23), "completion": completion}
+        return {
+            "prompt": user_message(t1 if r["type"] == 1 else t23, style),
+            "completion": completion,
+        }
 
     return dataset.map(restyle)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -154,7 +155,12 @@ def test_textbook_cases_are_new_images(demo, knowledge):
     tax, rules = knowledge
     cases = load_cases(root, tax)
     diagnoses = {c.diagnosis for c in cases}
-    assert set(tax.dataset_maps["HAM10000"].values()) <= diagnoses
+    classes = set(tax.dataset_maps["HAM10000"].values())
+    assert classes <= diagnoses
+    # At scale 0.1: round(32 * 0.1) = 3 cases per HAM10000 class, the floor of 2 per neighbour.
+    per = Counter(c.diagnosis for c in cases)
+    assert {d: per[d] for d in classes} == dict.fromkeys(classes, 3)
+    assert set(per.values()) == {2, 3} and len(per) > len(classes)
     for c in cases:
         assert rules.rule_for(c.diagnosis, tax).text in c.rationale
     textbook = {hashlib.sha256(Path(c.image).read_bytes()).digest() for c in cases}

@@ -3,6 +3,7 @@ import math
 import pytest
 
 from skinr1.evaluation import accuracy, invalid_rate, macro_f1, prompt_for, summarise, table
+from skinr1.prompts import template, user_message
 
 
 def rec(ds, answer, strict):
@@ -55,8 +56,14 @@ def test_prompt_for_each_kind_uses_its_appendix_d_template():
     assert "answer: Q? A: x B: y" in prompt_for(row) and "(A/B)" in prompt_for(row)
     assert "Only output one option: A, B, or C." in prompt_for({**row, "kind": "lesion"})
     assert "choose the most likely diagnosis from the options" in prompt_for({**row, "kind": "ood"})
-    compact = prompt_for(row, "compact")
-    assert (
-        compact.startswith("Describe the lesion and diagnose it. Q? A: x B: y")
-        and "(A/B)" in compact
-    )
+    # Compact: SFT's own instruction, word for word, then the question with its options.
+    assert prompt_for(row, "compact") == template("sft_type1", "compact") + " Q? A: x B: y"
+
+
+def test_user_message_places_the_image_by_style():
+    assert user_message("t") == [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "t"}]}
+    ]
+    assert user_message("t", "compact") == [
+        {"role": "user", "content": [{"type": "text", "text": "t"}, {"type": "image"}]}
+    ]

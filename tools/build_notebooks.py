@@ -420,7 +420,7 @@ answers = {}
 for name, adapter in {"base": None, "Skin-R1": P.grpo.out}.items():
     model = load_eval_model(P.model, adapter)
     answers[name] = generate(model, processor, [template("qualitative", P.model.prompt_style)] * len(cases), images, batch_size=8,
-                             max_new_tokens=P.qualitative.max_new_tokens)""",
+                             max_new_tokens=P.qualitative.max_new_tokens, prompt_style=P.model.prompt_style)""",
         ),
         (
             "code",
