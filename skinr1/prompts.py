@@ -132,8 +132,9 @@ COMPACT = {
     "lesion": "Answer: What type of lesion condition is present? A: benign B: malignant C: "
     "precancerous in situ\n<thinking>features</thinking> <final diagnosis>A, B or C</final "
     "diagnosis>",
-    "qualitative": "What type of abnormality is present? Describe the features, then the diagnosis "
-    "and the lesion condition (benign, malignant or precancerous in situ).",
+    # Appendix E asks for the features, the diagnosis and the lesion condition: SFT's instruction
+    # asks for exactly that, and the tiny model answers only prompts it was trained on.
+    "qualitative": _COMPACT_SFT1,
 }
 PAPER = {
     "sft_type1": SFT_TYPE1,

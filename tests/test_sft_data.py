@@ -48,7 +48,9 @@ def test_apply_prompt_style_compact_findings_uses_the_rl_answer_tag():
     assert text.endswith(
         "<final diagnosis>actinic keratosis, precancerous in situ</final diagnosis>"
     )
-    assert row["prompt"][0]["content"][1]["text"].startswith("Describe the lesion and diagnose it")
+    text_part, image_part = row["prompt"][0]["content"]  # compact: the image last
+    assert text_part["text"].startswith("Describe the lesion and diagnose it")
+    assert image_part["type"] == "image"  # Arrow gives every block both keys
 
 
 def test_apply_prompt_style_paper_full_is_the_data_unchanged_and_bad_values_are_named():
