@@ -1047,6 +1047,12 @@ def write_omnimedvqa(ctx: _Context, root: Path) -> dict:
 
 # --- textbook exemplars ----------------------------------------------------------------------
 ROMAN = ("I", "II", "III", "IV", "V", "VI")
+VIEWS = {"dermoscopic": "Dermoscopy", "clinical": "A clinical photograph"}
+
+
+def rationale_opening(modality: str, tone: int) -> str:
+    """How every textbook rationale opens, e.g. "Dermoscopy of Fitzpatrick type IV skin shows a"."""
+    return f"{VIEWS[modality]} of Fitzpatrick type {ROMAN[tone - 1]} skin shows a"
 
 
 def textbook_diagnoses(taxonomy) -> list[str]:
@@ -1087,10 +1093,8 @@ def write_textbook(ctx: _Context, root: Path) -> dict:
             case_id = f"textbook-{slug}-{k + 1:02d}"
             rel = f"images/{case_id}.png"
             paint.draw(root / rel, rule.features, tones[k], modality=modality)
-            view = "Dermoscopy" if modality == "dermoscopic" else "A clinical photograph"
             rationale = (
-                f"{view} of Fitzpatrick type {ROMAN[tones[k] - 1]} skin shows a "
-                f"{rule.features.describe()}. {rule.text}"
+                f"{rationale_opening(modality, tones[k])} {rule.features.describe()}. {rule.text}"
             )
             lines.append(
                 json.dumps({"id": case_id, "image": rel, "rationale": rationale, "diagnosis": node})

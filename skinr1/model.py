@@ -85,11 +85,10 @@ def tokenizer_phrases(rulebook) -> list[str]:
     """The phrasing the project's generators write (feature descriptions, textbook rationales,
     hierarchical completions), so that the tiny tokenizer spends few tokens on it: every token
     of a trajectory is paid for in each training step and sampled completion."""
+    from skinr1.demo import VIEWS, rationale_opening
     from skinr1.lesions import SKIN_TONES
 
-    roman = ["I", "II", "III", "IV", "V", "VI"]
-    out = [f"{v} of Fitzpatrick type {roman[t - 1]} skin shows a"
-           for v in ("Dermoscopy", "A clinical photograph") for t in SKIN_TONES]  # fmt: skip
+    out = [rationale_opening(m, t) for m in VIEWS for t in SKIN_TONES]
     for name, rule in sorted(rulebook.rules.items()):
         out.append(f"The image shows a {rule.features.describe()}. {rule.text}")
         out.append(f"{name}, {name.capitalize()} is a subtype of {name}, and is generally "
