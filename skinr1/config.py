@@ -55,6 +55,13 @@ class ModelParams:
 
 
 @dataclass
+class ComputeParams:
+    num_processes: int = 1  # > 1: `accelerate launch`, one process per GPU (or CPU process)
+    accelerate_config: str = "configs/accelerate/ddp.yaml"
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
+
+
+@dataclass
 class KnowledgeParams:
     out_dir: str = "reports/knowledge"
 
@@ -82,9 +89,13 @@ class SFTParams:
     trajectory_types: list = field(default_factory=lambda: [1, 2, 3])
     rationale: str = "full"  # "findings": the findings sentence and the diagnosis only
     learning_rate: float = 3e-5
+    optim: str = "adamw_torch_fused"
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    lr_scheduler: str = "cosine"
     epochs: float = 4
     max_steps: int = -1
-    batch_size: int = 16
+    batch_size: int = 16  # effective: per device x grad_accum x compute.num_processes
     grad_accum: int = 1
     logging_steps: int = 5
     save_steps: int = 100
@@ -96,8 +107,14 @@ class GRPOParams:
     out_without_sft: str = "models/grpo_without_sft"
     run_without_sft: bool = True
     engine: str = "trl"  # "trl" (PEFT + TRL, CPU or GPU) or "unsloth" (GPU only)
+    sft_init: str = "continue"  # "continue" the SFT adapter, or "merge" it and add a fresh LoRA
+    max_seq_length: int = 2048  # Unsloth's loader: prompt + completion tokens
     use_vllm: bool = False
     vllm_mode: str = "colocate"
+    vllm_gpu_memory_utilization: float = 0.3
+    vllm_max_model_length: int | None = None
+    vllm_server_host: str = "0.0.0.0"
+    vllm_server_port: int = 8000
     rewards: list = field(default_factory=lambda: ["format", "granularity", "malignancy"])
     granularity_norm: str = "sampled"
     n_options: int = 4
@@ -106,7 +123,11 @@ class GRPOParams:
     beta: float = 0.04
     loss_type: str = "grpo"
     learning_rate: float = 1e-5
-    batch_size: int = 16
+    optim: str = "adamw_torch_fused"
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    prompts_per_step: int = 16  # questions per optimiser step, all processes; x K completions
     grad_accum: int = 1
     epochs: float = 1
     max_steps: int = -1
@@ -123,6 +144,7 @@ class GRPOParams:
 @dataclass
 class EvalParams:
     out: str = "metrics"
+    backend: str = "hf"  # "hf" (transformers generate, batched) or "vllm"
     batch_size: int = 16
     max_new_tokens: int = 256
     max_samples: int = 0  # per set; 0 = all
@@ -140,6 +162,7 @@ SECTIONS: dict[str, type] = {
     "data": DataParams,
     "base_model": BaseModelParams,
     "model": ModelParams,
+    "compute": ComputeParams,
     "knowledge": KnowledgeParams,
     "trajectories": TrajectoryParams,
     "sft": SFTParams,
@@ -154,6 +177,9 @@ CHOICES = {
     ("grpo", "engine"): ("trl", "unsloth"),
     ("grpo", "granularity_norm"): ("sampled", "path"),
     ("grpo", "vllm_mode"): ("colocate", "server"),
+    ("grpo", "sft_init"): ("continue", "merge"),
+    ("evaluation", "backend"): ("hf", "vllm"),
+    ("compute", "mixed_precision"): ("no", "bf16", "fp16"),
     ("model", "dtype"): ("float32", "bfloat16", "float16"),
     ("model", "prompt_style"): ("paper", "compact"),
 }

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from functools import partial
 
-from skinr1.config import ModelParams
+from skinr1.config import ModelParams, Params, checkpoint_dir, fingerprint
 from skinr1.prompts import template
 
 MODELS = ("base", "sft", "rl_without_sft", "sft_rl")
@@ -29,16 +30,33 @@ def prompt_for(row: dict, style: str = "paper") -> str:
     return template("diagnosis", style).format(question=row["question"], letters=letters)
 
 
+def adapter_chain(adapter: str | None) -> list[str]:
+    """The adapters to merge, in order, for a model trained as ``adapter``: a GRPO adapter
+    trained on a merged SFT model (``sft_init: merge``) names the SFT adapter in stack.json."""
+    import json
+    from pathlib import Path
+
+    if adapter is None:
+        return []
+    stack = Path(adapter) / "stack.json"
+    merged = json.loads(stack.read_text())["merged"] if stack.exists() else []
+    return [*merged, adapter]
+
+
 def load_eval_model(model: ModelParams, adapter: str | None = None):
-    """Base model, with the adapter merged in (merged weights run faster under greedy decoding)."""
+    """Base model with the adapter (chain) merged in, on this process's GPU when there is one
+    (merged weights run faster under greedy decoding)."""
+    import torch
+
     from skinr1.model import load_model
 
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else None
     m = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
-                   attn_implementation=model.attn_implementation)  # fmt: skip
-    if adapter:
+                   attn_implementation=model.attn_implementation, device_map=device)  # fmt: skip
+    for a in adapter_chain(adapter):
         from peft import PeftModel
 
-        m = PeftModel.from_pretrained(m, adapter).merge_and_unload()
+        m = PeftModel.from_pretrained(m, a).merge_and_unload()
     return m.eval()
 
 
@@ -67,17 +85,48 @@ def generate(model, processor, prompts: list[str], images: list, *, batch_size: 
     return out
 
 
+class VLLMGenerator:
+    """Greedy completions from vLLM for one model: the base with its adapter chain merged and
+    written to ``model_dir`` (vLLM loads checkpoints from disk), the same prompts as ``generate``."""
+
+    def __init__(self, model_dir: str, *, max_model_len: int | None, gpu_memory_utilization: float,
+                 trust_remote_code: bool = False):  # fmt: skip
+        from vllm import LLM
+
+        self.llm = LLM(model=model_dir, limit_mm_per_prompt={"image": 1},
+                       max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                       trust_remote_code=trust_remote_code)  # fmt: skip
+
+    def __call__(self, processor, prompts: list[str], images: list, *, max_new_tokens: int,
+                 prompt_style: str = "paper", **_) -> list[str]:  # fmt: skip
+        from vllm import SamplingParams
+
+        from skinr1.prompts import user_message
+
+        inputs = [
+            {"prompt": processor.apply_chat_template(user_message(p, prompt_style),
+                                                     add_generation_prompt=True, tokenize=False),
+             "multi_modal_data": {"image": im.convert("RGB")}}
+            for p, im in zip(prompts, images, strict=True)
+        ]  # fmt: skip
+        outs = self.llm.generate(inputs, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
+                                 use_tqdm=False)  # fmt: skip
+        return [o.outputs[0].text for o in outs]
+
+
 def answer_questions(model, processor, rows: list[dict], *, batch_size: int, max_new_tokens: int,
                      prompt_style: str = "paper", desc: str = "evaluate") -> list[dict]:  # fmt: skip
-    """One record per question: the response, strict and lenient answers, correctness."""
+    """One record per question: the response, strict and lenient answers, correctness.
+    ``model`` is a transformers model or a ``VLLMGenerator``."""
     from PIL import Image
 
     from skinr1.rewards import lenient_answer, strict_answer
 
     prompts = [prompt_for(r, prompt_style) for r in rows]
     images = [Image.open(r["image"]) for r in rows]
-    responses = generate(model, processor, prompts, images, batch_size=batch_size,
-                         max_new_tokens=max_new_tokens, desc=desc, prompt_style=prompt_style)  # fmt: skip
+    gen = model if isinstance(model, VLLMGenerator) else partial(generate, model)
+    responses = gen(processor, prompts, images, batch_size=batch_size,
+                    max_new_tokens=max_new_tokens, desc=desc, prompt_style=prompt_style)  # fmt: skip
     records = []
     for r, resp in zip(rows, responses, strict=True):
         options = dict(zip(r["letters"], r["options"], strict=True))
@@ -153,3 +202,142 @@ def table(summaries: dict[str, dict], *, metric: str = "acc", datasets: list[str
         row["Avg."] = s[f"avg_{metric}"]
         rows[MODEL_LABELS.get(model, model)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def question_sets(P: Params) -> dict[str, list[dict]]:
+    """The test question sets named in ``evaluation.sets``, as rows (Appendix A, §4.3)."""
+    import random
+    from pathlib import Path
+
+    from skinr1.datasets.omnimedvqa import load_questions
+    from skinr1.datasets.selection import load_configured, split_samples
+    from skinr1.ddx import load_ddx
+    from skinr1.mcq import build_question_set, from_ood
+    from skinr1.taxonomy import load_taxonomy
+
+    E = P.evaluation
+    tax = load_taxonomy()
+    ddx = load_ddx(tax)
+    results = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed,
+                              check_images=P.data.check_images)  # fmt: skip
+    test = split_samples(results, "test")
+    sets = {}
+    for kind in [k for k in E.sets if k != "ood"]:
+        kw = {} if kind == "lesion" else {"n_options": P.grpo.n_options}
+        if kind == "disease":
+            kw["granularity_norm"] = P.grpo.granularity_norm
+        qs, _ = build_question_set(test, kind, tax, ddx, P.seed, **kw)
+        sets[kind] = [q.to_row() for q in qs]
+    if "ood" in E.sets:
+        load_configured(P.data.root, [P.data.ood_dataset], tax, seed=P.seed, check_images=False)
+        ood, _ = load_questions(Path(P.data.root) / P.data.ood_dataset, tax)
+        sets["ood"] = [from_ood(q).to_row() for q in ood]
+    if E.max_samples:
+        sets = {
+            k: random.Random(P.seed).sample(v, min(E.max_samples, len(v))) for k, v in sets.items()
+        }
+    return sets
+
+
+def model_adapters(P: Params) -> dict[str, str | None]:
+    """The four models of Tables 2-5 that exist: base, SFT, RL without SFT, SFT+RL."""
+    from pathlib import Path
+
+    adapters = {"base": None, "sft": P.sft.out, "rl_without_sft": P.grpo.out_without_sft,
+                "sft_rl": P.grpo.out}  # fmt: skip
+    return {m: a for m, a in adapters.items() if a is None or Path(a).exists()}
+
+
+def summaries_of(records: list[dict]) -> dict[str, dict[str, dict]]:
+    """set -> model -> ``summarise`` of that model's answers to that set."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in records:
+        out.setdefault(r["set"], {}).setdefault(r["model"], [])
+    return {
+        kind: {m: summarise([r for r in records if r["set"] == kind and r["model"] == m],
+                            with_f1=kind == "lesion") for m in models}
+        for kind, models in out.items()
+    }  # fmt: skip
+
+
+def metrics_of(summaries: dict[str, dict[str, dict]]) -> dict:
+    """The metrics.json layout: per set and model, averages, invalid rate, per-dataset accuracy."""
+    return {
+        kind: {m: {"avg_acc": s["avg_acc"], "pooled_acc": s["pooled_acc"],
+                   "invalid_rate": s["invalid_rate"],
+                   **({"avg_f1": s["avg_f1"]} if "avg_f1" in s else {}),
+                   "per_dataset": {d: v["acc"] for d, v in s["per_dataset"].items()}}
+               for m, s in v.items()}
+        for kind, v in summaries.items()
+    }  # fmt: skip
+
+
+def run(P: Params) -> list[dict]:
+    """Stage 05 as notebook 05 and ``python -m skinr1 evaluate`` run it: every model answers
+    every set (questions split over the processes, answers gathered in order), then
+    ``data/eval_records.jsonl`` and ``<evaluation.out>/metrics.json`` on the main process."""
+    import json
+    from pathlib import Path
+
+    from skinr1.model import load_processor, save_merged
+    from skinr1.training import state
+
+    E = P.evaluation
+    st = state()
+    with st.main_process_first():
+        sets = question_sets(P)
+    processor = load_processor(P.model.base, max_pixels=P.model.max_pixels,
+                               min_pixels=P.model.min_pixels,
+                               trust_remote_code=P.model.trust_remote_code)  # fmt: skip
+    records = []
+    for name, adapter in model_adapters(P).items():
+        if E.backend == "vllm":
+            chain = adapter_chain(adapter)
+            path = P.model.base
+            if chain:
+                dest = checkpoint_dir("eval-merged", P.model.base, *map(fingerprint, chain))
+                if st.is_main_process:
+                    save_merged(P.model, chain, dest)
+                st.wait_for_everyone()
+                path = str(dest)
+            model = VLLMGenerator(path, max_model_len=P.grpo.vllm_max_model_length,
+                                  gpu_memory_utilization=P.grpo.vllm_gpu_memory_utilization,
+                                  trust_remote_code=P.model.trust_remote_code)  # fmt: skip
+        else:
+            model = load_eval_model(P.model, adapter)
+        for kind, rows in sets.items():
+            with st.split_between_processes(rows) as shard:
+                mine = answer_questions(model, processor, list(shard), batch_size=E.batch_size,
+                                        max_new_tokens=E.max_new_tokens,
+                                        prompt_style=P.model.prompt_style, desc=f"{name}/{kind}")  # fmt: skip
+            if st.num_processes > 1:
+                from accelerate.utils import gather_object
+
+                mine = gather_object(mine)
+            records += [{"model": name, "set": kind, **r} for r in mine]
+        del model
+    if st.is_main_process:
+        Path("data").mkdir(exist_ok=True)
+        with open("data/eval_records.jsonl", "w") as fh:
+            for r in records:
+                fh.write(json.dumps(r) + "\n")
+        Path(E.out).mkdir(exist_ok=True)
+        metrics = metrics_of(summaries_of(records))
+        Path(E.out, "metrics.json").write_text(json.dumps(metrics, indent=1))
+    st.wait_for_everyone()
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m skinr1 evaluate --params params.yaml`` (also under ``accelerate launch``)."""
+    import argparse
+
+    from skinr1.config import load_params
+    from skinr1.launch import preflight
+
+    ap = argparse.ArgumentParser(prog="python -m skinr1 evaluate")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    P = load_params(args.params, require=("model", "data", "evaluation", "compute"))
+    preflight(P, "evaluate")
+    return 0 if run(P) else 1

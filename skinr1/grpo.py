@@ -1,22 +1,42 @@
 """Stage 3: GRPO on multiple-choice questions with R_format + R_gran + R_malignancy (Eq. 4-8).
 
-The policy continues the SFT adapter (or, for the "RL without SFT" ablation, a fresh LoRA on
-the base model). With ``beta > 0`` TRL keeps a frozen copy of the starting adapter as the
-reference, which gives the paper's KL to the SFT policy. ``engine: unsloth`` swaps in
-Unsloth's loader on a CUDA GPU; ``use_vllm`` hands generation to vLLM. Both are GPU-only
-options that are switched by parameters alone.
+The policy starts from the SFT policy (or, for the "RL without SFT" ablation, from the base
+model with a fresh LoRA), and the KL term regularises toward the SFT policy under either engine:
+``sft_init: continue`` trains the SFT adapter further and TRL keeps a frozen copy of it as the
+reference; ``sft_init: merge`` merges the SFT adapter into the base weights and trains a fresh
+LoRA, so the policy with its adapter disabled is the SFT policy (Unsloth's trainer, which drops
+TRL's copy, and vLLM need this). ``engine: unsloth`` and ``use_vllm`` are GPU options switched
+by parameters alone.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
+from dataclasses import asdict
 from pathlib import Path
 
-from skinr1.config import GRPOParams, ModelParams
-from skinr1.model import load_model, load_processor
+from skinr1.config import (
+    ComputeParams,
+    GRPOParams,
+    ModelParams,
+    Params,
+    checkpoint_dir,
+    fingerprint,
+)
+from skinr1.model import load_model, load_processor, save_merged
 from skinr1.prompts import template, user_message
-from skinr1.sft import latest_checkpoint, lora_config
+from skinr1.sft import LANGUAGE_TARGETS, lora_config
+from skinr1.training import (
+    check_world,
+    last_checkpoint,
+    per_device,
+    pin_defaults,
+    save_adapter,
+    state,
+    trainer_args,
+)
+
+# Beside a GRPO adapter: the base and any adapters merged into it before this one was trained.
+STACK_FILE = "stack.json"
 
 
 def rl_dataset(rows: list[dict], prompt_style: str = "paper"):
@@ -32,93 +52,199 @@ def rl_dataset(rows: list[dict], prompt_style: str = "paper"):
     return ds.cast_column("image", datasets.Image())
 
 
-def _policy(model: ModelParams, cfg: GRPOParams, adapter: str | None, seed: int):
-    """The trainable policy and the LoRA config TRL should apply (None when already a PeftModel)."""
-    if cfg.engine == "unsloth":
-        return _unsloth_policy(model, cfg, adapter, seed)
-    base = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
-                      attn_implementation=model.attn_implementation)  # fmt: skip
-    if adapter:
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(base, adapter, is_trainable=True), None
-    return base, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules,
-                             cfg.modules_to_save)  # fmt: skip
+RUNS = ("sft_rl", "rl_without_sft")
 
 
-def _unsloth_policy(model: ModelParams, cfg: GRPOParams, adapter: str | None, seed: int):
-    import torch
-
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            "grpo.engine = 'unsloth' needs a CUDA GPU (Unsloth refuses to import without one); "
-            "set grpo.engine: trl to train with plain PEFT + TRL on this machine."
-        )
-    try:
-        from unsloth import FastVisionModel
-    except ImportError as exc:
-        raise ImportError(
-            "grpo.engine = 'unsloth' needs the GPU extra: pip install -c requirements/gpu.txt "
-            "-e '.[gpu]'"
-        ) from exc
-    policy, _ = FastVisionModel.from_pretrained(
-        model.base, load_in_4bit=False, fast_inference=cfg.use_vllm,
-        dtype=getattr(torch, model.dtype),
+def grpo_kwargs(cfg: GRPOParams, model: ModelParams, compute: ComputeParams, *, run_dir: Path,
+                seed: int, world: int) -> dict:  # fmt: skip
+    """GRPOConfig's arguments: paper semantics (``prompts_per_step`` questions x K completions
+    per optimiser step over all processes), vLLM as params.yaml says, nothing left to defaults
+    that differ between TRL and Unsloth."""
+    completions = cfg.prompts_per_step * cfg.num_generations
+    return dict(
+        **trainer_args(cfg, model, compute, run_dir=run_dir, seed=seed,
+                       per_device_batch=per_device(completions, cfg.grad_accum, world,
+                                                   "grpo.prompts_per_step x grpo.num_generations")),
+        num_generations=cfg.num_generations, temperature=cfg.temperature, beta=cfg.beta,
+        loss_type=cfg.loss_type, max_completion_length=cfg.max_completion_length,
+        disable_dropout=False, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        vllm_max_model_length=cfg.vllm_max_model_length,
+        vllm_server_host=cfg.vllm_server_host, vllm_server_port=cfg.vllm_server_port,
+        reward_weights=[1.0] * len(cfg.rewards),  # Eq. 5 is a plain sum; the scales live in Eq. 6-8
     )  # fmt: skip
+
+
+def merged_sft(model: ModelParams, adapter: str, dest: Path) -> Path:
+    """The base model with the SFT adapter merged in, written once to ``dest`` by the main
+    process: the policy's base and, with the new adapter disabled, the KL reference under
+    either engine."""
+    st = state()
+    if st.is_main_process:
+        save_merged(model, [adapter], dest)
+    st.wait_for_everyone()
+    return dest
+
+
+def _policy(model: ModelParams, cfg: GRPOParams, base: str, adapter: str | None, seed: int):
+    """The trainable policy and the LoRA config TRL should apply (None when already a PeftModel).
+    ``adapter`` is an adapter to continue (``sft_init: continue``); otherwise a fresh LoRA."""
+    if cfg.engine == "unsloth":
+        return _unsloth_policy(model, cfg, base, seed)
+    policy = load_model(base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
+                        attn_implementation=model.attn_implementation)  # fmt: skip
     if adapter:
         from peft import PeftModel
 
+        # With beta > 0 TRL copies this adapter as a frozen "ref" adapter: KL to the SFT policy.
         return PeftModel.from_pretrained(policy, adapter, is_trainable=True), None
-    # vLLM cannot apply LoRA to the vision tower, so only the language layers are adapted.
+    return policy, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, targets(cfg),
+                               cfg.modules_to_save)  # fmt: skip
+
+
+def targets(cfg: GRPOParams):
+    """LoRA targets; with vLLM rollouts the language layers only, since vLLM cannot apply LoRA
+    to the vision tower or the merger."""
+    if cfg.target_modules:
+        return cfg.target_modules
+    return LANGUAGE_TARGETS if cfg.use_vllm or cfg.engine == "unsloth" else None
+
+
+def _unsloth_policy(model: ModelParams, cfg: GRPOParams, base: str, seed: int):
+    import torch
+    from unsloth import FastVisionModel
+
+    policy, _ = FastVisionModel.from_pretrained(
+        base, load_in_4bit=False, fast_inference=cfg.use_vllm, dtype=getattr(torch, model.dtype),
+        max_seq_length=cfg.max_seq_length, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        use_exact_model_name=True, trust_remote_code=model.trust_remote_code,
+    )  # fmt: skip
     policy = FastVisionModel.get_peft_model(
-        policy, finetune_vision_layers=False, finetune_language_layers=True,
-        finetune_attention_modules=True, finetune_mlp_modules=True, r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, random_state=seed,
-        use_gradient_checkpointing="unsloth",
+        policy, target_modules=targets(cfg), modules_to_save=list(cfg.modules_to_save) or None,
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        random_state=seed, use_gradient_checkpointing="unsloth",
     )  # fmt: skip
     return policy, None
 
 
-def train_grpo(model: ModelParams, cfg: GRPOParams, train_dataset, *, adapter: str | None,
-               seed: int, run_dir: Path, out_dir: Path) -> list[dict]:  # fmt: skip
-    """Run GRPO, resuming from ``run_dir``; save the adapter and the log history to ``out_dir``."""
-    import torch
-    from trl import GRPOConfig, GRPOTrainer
-
-    from skinr1.rewards import get_reward_funcs
+def build_trainer(model: ModelParams, cfg: GRPOParams, compute: ComputeParams, train_dataset, *,
+                  adapter: str | None, seed: int, run_dir: Path, merged_dir: Path | None = None):  # fmt: skip
+    """The GRPO trainer of one run. ``adapter`` is the SFT adapter (None: RL without SFT); with
+    ``sft_init: merge`` it is merged into ``merged_dir`` first and a fresh LoRA is trained."""
+    from skinr1.launch import activate_engine
 
     if cfg.beta <= 0:
         raise ValueError(
             "grpo.beta must be > 0: the paper regularises toward the SFT policy (Eq. 4)"
         )
+    activate_engine(cfg.engine)  # before trl: Unsloth patches it at import
+    from trl import GRPOConfig, GRPOTrainer
+
+    from skinr1.rewards import get_reward_funcs
+
+    world = check_world(compute)
+    # The config comes before the model: under ZeRO-3 it is what partitions the weights at load.
+    args = GRPOConfig(**grpo_kwargs(cfg, model, compute, run_dir=run_dir, seed=seed, world=world))
+    pin_defaults(args, cfg)
+    base, cont = model.base, adapter
+    if adapter and cfg.sft_init == "merge":
+        if merged_dir is None:
+            raise ValueError("grpo.sft_init = 'merge' needs a merged_dir for the merged SFT model")
+        base, cont = str(merged_sft(model, adapter, merged_dir)), None
     processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
-    policy, peft_config = _policy(model, cfg, adapter, seed)
-    on_gpu = torch.cuda.is_available()
-    args = GRPOConfig(
-        output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        num_generations=cfg.num_generations, temperature=cfg.temperature, beta=cfg.beta,
-        loss_type=cfg.loss_type, learning_rate=cfg.learning_rate,
-        max_completion_length=cfg.max_completion_length, logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps, save_total_limit=2, report_to=[], seed=seed, data_seed=seed,
-        bf16=on_gpu and model.dtype == "bfloat16", use_cpu=not on_gpu, use_vllm=cfg.use_vllm,
-        vllm_mode=cfg.vllm_mode, gradient_checkpointing=on_gpu, dataloader_num_workers=0,
-        reward_weights=[1.0] * len(cfg.rewards),  # Eq. 5 is a plain sum; the scales live in Eq. 6-8
-    )  # fmt: skip
-    trainer = GRPOTrainer(
+    policy, peft_config = _policy(model, cfg, base, cont, seed)
+    return GRPOTrainer(
         model=policy, reward_funcs=get_reward_funcs(cfg.rewards), args=args,
         train_dataset=train_dataset, processing_class=processor, peft_config=peft_config,
     )  # fmt: skip
-    trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir))
-    history = [h for h in trainer.state.log_history if "reward" in h]
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return history
+
+
+def reference_of(trainer) -> str:
+    """What the KL term (Eq. 4) regularises toward, read off the trainer itself."""
+    if not getattr(trainer, "beta", 0):
+        return "none (beta = 0)"
+    if getattr(trainer, "ref_model", None) is not None:
+        return "a separate reference model"
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if "ref" in getattr(model, "peft_config", {}):
+        return "frozen copy of the starting adapter ('ref')"
+    return f"the policy with its adapter disabled: {model.get_base_model().name_or_path}"
+
+
+def train_grpo(model: ModelParams, cfg: GRPOParams, train_dataset, *, compute: ComputeParams,
+               adapter: str | None, seed: int, run_dir: Path, out_dir: Path,
+               merged_dir: Path | None = None) -> list[dict]:  # fmt: skip
+    """Run GRPO, resuming from ``run_dir``; save the adapter and the log history to ``out_dir``.
+    An adapter trained on a merged SFT model says so in ``stack.json``, which evaluation reads."""
+    trainer = build_trainer(model, cfg, compute, train_dataset, adapter=adapter, seed=seed,
+                            run_dir=run_dir, merged_dir=merged_dir)  # fmt: skip
+    trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
+    stack = {"base": model.base, "merged": [adapter] if adapter and cfg.sft_init == "merge" else []}
+    save_adapter(trainer, out_dir, extra={STACK_FILE: stack})
+    return [h for h in trainer.state.log_history if "reward" in h]
+
+
+def questions(P: Params):
+    """The RL questions of the training splits (Appendix A), as TRL's dataset."""
+    import random
+
+    from skinr1.datasets.selection import load_configured, split_samples
+    from skinr1.ddx import load_ddx
+    from skinr1.mcq import build_question_set
+    from skinr1.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    results = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed,
+                              check_images=P.data.check_images)  # fmt: skip
+    train = split_samples(results, "train")
+    qs, report = build_question_set(train, "disease", tax, load_ddx(tax), P.seed,
+                                    n_options=P.grpo.n_options,
+                                    granularity_norm=P.grpo.granularity_norm)  # fmt: skip
+    if P.data.max_train_questions:
+        qs = random.Random(P.seed).sample(qs, min(P.data.max_train_questions, len(qs)))
+    return rl_dataset([q.to_row() for q in qs], P.model.prompt_style), report
+
+
+def run(P: Params, run: str) -> list[dict]:
+    """Stage 04, one run (``sft_rl`` or ``rl_without_sft``), as notebook 04 and
+    ``python -m skinr1 grpo --run ...`` run it."""
+    from skinr1.launch import activate_engine
+
+    if run not in RUNS:
+        raise ValueError(f"--run {run!r}: one of {', '.join(RUNS)}")
+    activate_engine(P.grpo.engine)
+    adapter, out = (P.sft.out, P.grpo.out) if run == "sft_rl" else (None, P.grpo.out_without_sft)
+    if adapter and not (Path(adapter) / "adapter_config.json").exists():
+        raise FileNotFoundError(f"sft.out = {adapter!r} holds no adapter; run the sft stage first")
+    with state().main_process_first():
+        ds, _ = questions(P)
+    key = (asdict(P.model), asdict(P.grpo), asdict(P.compute), asdict(P.data), P.seed,
+           ds._fingerprint, fingerprint(P.model.base), fingerprint(adapter))  # fmt: skip
+    merged = checkpoint_dir(
+        "sft-merged", P.model.base, fingerprint(P.model.base), fingerprint(adapter)
+    )
+    return train_grpo(P.model, P.grpo, ds, compute=P.compute, adapter=adapter, seed=P.seed,
+                      run_dir=checkpoint_dir(f"grpo-{run}", *key), out_dir=Path(out),
+                      merged_dir=merged)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m skinr1 grpo --params params.yaml --run sft_rl|rl_without_sft``."""
+    import argparse
+    import math
+
+    from skinr1.config import load_params
+    from skinr1.launch import preflight
+
+    ap = argparse.ArgumentParser(prog="python -m skinr1 grpo")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--run", choices=RUNS, required=True)
+    args = ap.parse_args(argv)
+    P = load_params(args.params, require=("model", "data", "grpo", "compute", "sft"))
+    preflight(P, "grpo")
+    history = run(P, args.run)
+    return 0 if history and all(math.isfinite(h["reward"]) for h in history) else 1
 
 
 def reward_curve(history: list[dict], run: str, reward_names: list[str]) -> list[dict]:

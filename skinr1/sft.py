@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-import json
+import math
 import re
-import shutil
+from dataclasses import asdict
 from pathlib import Path
 
-from skinr1.config import ModelParams, SFTParams
+from skinr1.config import (
+    ComputeParams,
+    ModelParams,
+    Params,
+    SFTParams,
+    checkpoint_dir,
+    fingerprint,
+)
 from skinr1.model import load_model, load_processor
+from skinr1.training import (
+    check_world,
+    last_checkpoint,
+    per_device,
+    save_adapter,
+    state,
+    trainer_args,
+)
 
 # The language model's linear layers and the vision-language merger, as the authors' code does;
 # the ViT blocks stay frozen. A regex, because the vision MLPs share the names gate/up/down_proj.
-DEFAULT_TARGETS = (
-    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-    r"|.*visual\.merger\.mlp\.(0|2)"
-)
+LANGUAGE_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+DEFAULT_TARGETS = LANGUAGE_TARGETS + r"|.*visual\.merger\.mlp\.(0|2)"
 
 
 def lora_config(r: int, alpha: int, dropout: float, target_modules=None, modules_to_save=None):
@@ -115,30 +128,33 @@ def with_replay(
     return datasets.concatenate_datasets([dataset, replay]).shuffle(seed=seed)
 
 
-def latest_checkpoint(run_dir: Path) -> str | None:
-    ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
-
-
-def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, run_dir: Path,
-              out_dir: Path, rulebook=None) -> list[dict]:  # fmt: skip
+def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, compute: ComputeParams,
+              seed: int, run_dir: Path, out_dir: Path, rulebook=None) -> list[dict]:  # fmt: skip
     """Train the LoRA, resuming from ``run_dir``'s last checkpoint; save the adapter to out_dir.
 
     ``train_dataset`` is in TRL's conversational prompt/completion format with an ``images``
     column, so the loss covers the completion tokens only (Eq. 2 over x_1..x_n given I and p).
+    Runs in one process or under ``accelerate launch``; ``sft.batch_size`` is the effective batch.
     """
-    import torch
     from trl import SFTConfig, SFTTrainer
 
-    processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
-                               trust_remote_code=model.trust_remote_code)  # fmt: skip
-    base = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
-                      attn_implementation=model.attn_implementation)  # fmt: skip
     types = set(cfg.trajectory_types)
     if not types or not types <= {1, 2, 3}:
         raise ValueError(
             f"sft.trajectory_types = {cfg.trajectory_types}: a non-empty subset of [1, 2, 3]"
         )
+    world = check_world(compute)
+    # The config comes before the model: under ZeRO-3 it is what partitions the weights at load.
+    args = SFTConfig(
+        **trainer_args(cfg, model, compute, run_dir=run_dir, seed=seed,
+                       per_device_batch=per_device(cfg.batch_size, cfg.grad_accum, world,
+                                                   "sft.batch_size")),
+        max_length=None,
+    )  # fmt: skip
+    processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
+                               trust_remote_code=model.trust_remote_code)  # fmt: skip
+    base = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
+                      attn_implementation=model.attn_implementation)  # fmt: skip
     if types != {1, 2, 3}:
         train_dataset = train_dataset.filter(lambda r: r["type"] in types)
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style, cfg.rationale)
@@ -150,26 +166,54 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, seed: int, r
         side = int(model.max_pixels**0.5)
         train_dataset = with_replay(train_dataset, rulebook, fraction=cfg.replay_fraction,
                                     seed=seed, image_size=side, prompt_style=model.prompt_style)  # fmt: skip
-    on_gpu = torch.cuda.is_available()
-    args = SFTConfig(
-        output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05,
-        logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=2,
-        report_to=[], seed=seed, data_seed=seed, max_length=None, bf16=on_gpu and model.dtype == "bfloat16",
-        use_cpu=not on_gpu, gradient_checkpointing=on_gpu, dataloader_num_workers=0,
-    )  # fmt: skip
     trainer = SFTTrainer(
         model=base, args=args, train_dataset=train_dataset, processing_class=processor,
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules,
                                 cfg.modules_to_save),
     )  # fmt: skip
-    trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir))
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)  # the adapter appears only once complete
+    trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
+    save_adapter(trainer, out_dir)
+    return [h for h in trainer.state.log_history if "loss" in h]
+
+
+def run(P: Params) -> list[dict]:
+    """Stage 03 as notebook 03 and ``python -m skinr1 sft`` run it: SkinRationale from
+    ``trajectories.out``, checkpoints keyed by everything that shapes the run, the adapter to
+    ``sft.out`` and the loss curve to ``plots/sft_loss.csv``."""
+    from datasets import load_from_disk
+
+    from skinr1.rules import load_rules
+    from skinr1.taxonomy import load_taxonomy
+
+    src = Path(P.trajectories.out) / "dataset"
+    if not src.is_dir():
+        raise FileNotFoundError(
+            f"trajectories.out = {P.trajectories.out!r} holds no dataset/; run "
+            "`dvc repro trajectories` (notebook 02) first"
+        )
+    ds = load_from_disk(str(src), keep_in_memory=True)  # no cache files in a DVC output
+    run_dir = checkpoint_dir("sft", asdict(P.model), asdict(P.sft), asdict(P.compute), P.seed,
+                             ds._fingerprint, fingerprint(P.model.base))  # fmt: skip
+    history = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=run_dir,
+                        out_dir=Path(P.sft.out), rulebook=load_rules(load_taxonomy()))  # fmt: skip
+    if state().is_main_process:
+        Path("plots").mkdir(exist_ok=True)
+        lines = ["step,loss", *(f"{h['step']},{h['loss']}" for h in history)]
+        Path("plots/sft_loss.csv").write_text("\n".join(lines) + "\n")
     return history
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m skinr1 sft --params params.yaml`` (also under ``accelerate launch``)."""
+    import argparse
+
+    from skinr1.config import load_params
+    from skinr1.launch import preflight
+
+    ap = argparse.ArgumentParser(prog="python -m skinr1 sft")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    P = load_params(args.params, require=("model", "sft", "compute", "trajectories"))
+    preflight(P, "sft")
+    history = run(P)
+    return 0 if history and all(math.isfinite(h["loss"]) for h in history) else 1

@@ -44,7 +44,7 @@ MICRO = {
     },  # fmt: skip
     "grpo": {
         "max_steps": 2,
-        "batch_size": 4,
+        "prompts_per_step": 2,
         "num_generations": 2,
         "max_completion_length": 12,
         "lora_r": 4,

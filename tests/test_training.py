@@ -38,7 +38,7 @@ def test_sft_trains_saves_an_adapter_and_resumes(stage):
 
     P = stage
     ds, rules = _sft_dataset(P)
-    hist = train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=Path(P.sft.out),
+    hist = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"), out_dir=Path(P.sft.out),
                      rulebook=rules)  # fmt: skip
     assert [h["step"] for h in hist] == [1, 2] and all(h["loss"] > 0 for h in hist)
     out = Path(P.sft.out)
@@ -49,9 +49,8 @@ def test_sft_trains_saves_an_adapter_and_resumes(stage):
     assert not Path(str(out) + ".partial").exists()
     # A longer run with the same checkpoints resumes at step 2 instead of starting over.
     P.sft.max_steps = 3
-    hist = train_sft(
-        P.model, P.sft, ds, seed=P.seed, run_dir=Path("ck/sft"), out_dir=out, rulebook=rules
-    )
+    hist = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+                     out_dir=out, rulebook=rules)  # fmt: skip
     assert [h["step"] for h in hist] == [1, 2, 3]
     log = json.loads((out / "log_history.json").read_text())
     assert log[-1]["step"] == 3
@@ -85,6 +84,7 @@ def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
         P.model,
         P.sft,
         ds,
+        compute=P.compute,
         seed=P.seed,
         run_dir=Path("ck/sft"),
         out_dir=Path(P.sft.out),
@@ -97,7 +97,7 @@ def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
     )
     rl = rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
     for adapter, out in ((P.sft.out, P.grpo.out), (None, P.grpo.out_without_sft)):
-        hist = train_grpo(P.model, P.grpo, rl, adapter=adapter, seed=P.seed, run_dir=Path("ck") / Path(out).name,
+        hist = train_grpo(P.model, P.grpo, rl, compute=P.compute, adapter=adapter, seed=P.seed, run_dir=Path("ck") / Path(out).name,
                           out_dir=Path(out))  # fmt: skip
         assert [h["step"] for h in hist] == [1, 2]
         rows = reward_curve(hist, "run", P.grpo.rewards)
@@ -114,18 +114,17 @@ def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
     # KL to the SFT policy needs beta > 0: the paper's setting is enforced.
     P.grpo.beta = 0.0
     with pytest.raises(ValueError, match="grpo.beta must be > 0"):
-        train_grpo(
-            P.model, P.grpo, rl, adapter=None, seed=P.seed, run_dir=Path("ck/x"), out_dir=Path("x")
-        )
+        train_grpo(P.model, P.grpo, rl, compute=P.compute, adapter=None, seed=P.seed,
+                   run_dir=Path("ck/x"), out_dir=Path("x"))  # fmt: skip
 
 
 def test_unsloth_engine_without_a_gpu_says_what_to_do(stage):
     import torch
 
-    from skinr1.grpo import _policy
+    from skinr1.launch import LaunchError, preflight
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     stage.grpo.engine = "unsloth"
-    with pytest.raises(RuntimeError, match="needs a CUDA GPU.*set grpo.engine: trl"):
-        _policy(stage.model, stage.grpo, None, 0)
+    with pytest.raises(LaunchError, match="needs a CUDA GPU.*set grpo.engine: trl"):
+        preflight(stage, "grpo")

@@ -15,6 +15,7 @@ import json
 import pandas as pd
 import matplotlib.pyplot as plt
 from skinr1.config import enter_project, load_params
+PARAMS = Path(params_file).resolve()  # the file named, wherever the kernel starts
 ROOT = enter_project(params_file)  # paths in params.yaml are relative to its folder"""
 
 NOTEBOOKS = {
@@ -35,7 +36,7 @@ from skinr1.ddx import load_ddx
 from skinr1.rules import load_rules
 from skinr1 import figures
 from skinr1.coverage import coverage_table, knowledge_statistics
-P = load_params("params.yaml", require=("knowledge",))
+P = load_params(PARAMS, require=("knowledge",))
 tax = load_taxonomy(); ddx = load_ddx(tax); rules = load_rules(tax)   # validation runs here
 out = Path(P.knowledge.out_dir); out.mkdir(parents=True, exist_ok=True)
 stats = knowledge_statistics(tax, ddx, rules)
@@ -115,7 +116,7 @@ from skinr1.ddx import load_ddx
 from skinr1.rules import load_rules
 from skinr1.datasets.textbook import load_cases
 from skinr1.trajectories import OpenAIComparator, TemplateComparator, save_skinrationale, synthesize
-P = load_params("params.yaml", require=("trajectories",))
+P = load_params(PARAMS, require=("trajectories",))
 cfg = P.trajectories
 tax = load_taxonomy(); ddx = load_ddx(tax); rules = load_rules(tax)
 cases = load_cases(Path(P.data.textbook_root), tax)
@@ -180,23 +181,18 @@ TRL's `SFTTrainer` with a PEFT LoRA (§3.2.1, Eq. 2): the loss covers the trajec
             "code",
             HEADER
             + """
-from dataclasses import asdict
-from datasets import load_from_disk
-from skinr1.config import checkpoint_dir, fingerprint
-from skinr1.sft import train_sft
-P = load_params("params.yaml", require=("model", "sft"))
-ds = load_from_disk(str(Path(P.trajectories.out) / "dataset"), keep_in_memory=True)  # no cache files in a DVC output
-run_dir = checkpoint_dir("sft", asdict(P.model), asdict(P.sft), P.seed, ds._fingerprint, fingerprint(P.model.base))
-print(f"{len(ds)} trajectories; base model {P.model.base}; checkpoints in {run_dir}")""",
+from skinr1.launch import run_stage
+P = load_params(PARAMS, require=("model", "sft", "compute"))
+print(f"base model {P.model.base}; {P.compute.num_processes} process(es); effective batch {P.sft.batch_size}")""",
+        ),
+        (
+            "md",
+            "With `compute.num_processes: 1` the training runs in this kernel; with more, the cell runs `accelerate launch -m skinr1 sft` and streams its log here. Either way the adapter lands in `sft.out` and the curve in `plots/sft_loss.csv`.",
         ),
         (
             "code",
-            """from skinr1.taxonomy import load_taxonomy
-from skinr1.rules import load_rules
-history = train_sft(P.model, P.sft, ds, seed=P.seed, run_dir=run_dir, out_dir=Path(P.sft.out),
-                    rulebook=load_rules(load_taxonomy()))
-loss = pd.DataFrame(history)[["step", "loss"]]
-Path("plots").mkdir(exist_ok=True); loss.to_csv("plots/sft_loss.csv", index=False)
+            """run_stage(P, "sft", PARAMS)
+loss = pd.read_csv("plots/sft_loss.csv")
 print(f"adapter saved to {P.sft.out}; loss {loss.loss.iloc[0]:.3f} -> {loss.loss.iloc[-1]:.3f}")""",
         ),
         (
@@ -217,40 +213,35 @@ The policy continues the SFT adapter and is trained with GRPO (§3.2.2, Eq. 4) o
             "code",
             HEADER
             + """
-import random
-from dataclasses import asdict
-from skinr1.config import checkpoint_dir, fingerprint
 from skinr1.taxonomy import load_taxonomy
-from skinr1.ddx import load_ddx
-from skinr1.datasets.selection import exclusion_table, load_configured, split_samples
-from skinr1.mcq import build_question_set
-from skinr1.grpo import reward_curve, rl_dataset, train_grpo
-P = load_params("params.yaml", require=("model", "data", "grpo"))
-tax = load_taxonomy(); ddx = load_ddx(tax)
-results = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed, check_images=P.data.check_images)
+from skinr1.datasets.selection import exclusion_table, load_configured
+from skinr1.grpo import questions, reward_curve
+from skinr1.launch import run_stage
+P = load_params(PARAMS, require=("model", "data", "grpo", "compute"))
+results = load_configured(P.data.root, P.data.rl_datasets, load_taxonomy(), seed=P.seed, check_images=P.data.check_images)
 exclusion_table(results)""",
         ),
         (
             "code",
-            """train = split_samples(results, "train")
-questions, qreport = build_question_set(train, "disease", tax, ddx, P.seed, n_options=P.grpo.n_options,
-                                        granularity_norm=P.grpo.granularity_norm)
-if P.data.max_train_questions:
-    questions = random.Random(P.seed).sample(questions, min(P.data.max_train_questions, len(questions)))
-ds = rl_dataset([q.to_row() for q in questions], P.model.prompt_style)
-print(f"{len(ds)} RL questions from {len(train)} training samples; skipped {qreport['skipped']}")
-q = questions[0]; print(q.question); print("answer:", q.answer, "| granularity values:", q.scores)""",
+            """ds, qreport = questions(P)
+g = P.grpo
+print(f"{len(ds)} RL questions; skipped {qreport['skipped']}; {g.prompts_per_step} questions x K={g.num_generations} "
+      f"completions per step on {P.compute.num_processes} process(es); engine {g.engine}, SFT init {g.sft_init}")
+q = ds[0]; print(q["question"]); print("answer:", q["answer"], "| granularity values:", q["scores"])""",
+        ),
+        (
+            "md",
+            "Each run goes through `skinr1.launch.run_stage`: in this kernel with one process and TRL; otherwise as `[accelerate launch] -m skinr1 grpo --run ...` in a fresh interpreter (Unsloth must be imported before TRL), with its log streamed here. The adapters and their log histories are read back from disk.",
         ),
         (
             "code",
-            """runs = {"sft_rl": (P.sft.out, P.grpo.out)}
+            """runs = {"sft_rl": P.grpo.out}
 if P.grpo.run_without_sft:
-    runs["rl_without_sft"] = (None, P.grpo.out_without_sft)
+    runs["rl_without_sft"] = P.grpo.out_without_sft
 curves = []
-for name, (adapter, out) in runs.items():
-    run_dir = checkpoint_dir(f"grpo-{name}", asdict(P.model), asdict(P.grpo), P.seed, ds._fingerprint,
-                             fingerprint(P.model.base), fingerprint(adapter))
-    history = train_grpo(P.model, P.grpo, ds, adapter=adapter, seed=P.seed, run_dir=run_dir, out_dir=Path(out))
+for name, out in runs.items():
+    run_stage(P, "grpo", PARAMS, "--run", name)
+    history = [h for h in json.loads((Path(out) / "log_history.json").read_text()) if "reward" in h]
     curves += reward_curve(history, name, P.grpo.rewards)
     print(f"{name}: adapter saved to {out}")
 curves = pd.DataFrame(curves)
@@ -283,55 +274,22 @@ Greedy, batched answers (Appendix C) from four models on the **held-out test spl
             "code",
             HEADER
             + """
-import random
-from skinr1.taxonomy import load_taxonomy
-from skinr1.ddx import load_ddx
-from skinr1.datasets.selection import load_configured, split_samples
-from skinr1.datasets.omnimedvqa import load_questions
-from skinr1.mcq import build_question_set, from_ood
-from skinr1.evaluation import MODELS, MODEL_LABELS, answer_questions, load_eval_model, summarise, table
-from skinr1.model import load_processor
-P = load_params("params.yaml", require=("model", "data", "evaluation"))
+from skinr1.evaluation import MODEL_LABELS, question_sets, summaries_of, table
+from skinr1.launch import run_stage
+P = load_params(PARAMS, require=("model", "data", "evaluation", "compute"))
 E = P.evaluation
-tax = load_taxonomy(); ddx = load_ddx(tax)
-results = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed, check_images=P.data.check_images)
-test = split_samples(results, "test")
-sets = {}
-for kind in [k for k in E.sets if k != "ood"]:
-    kw = {"lesion": {}, "hierarchical": {"n_options": P.grpo.n_options}}.get(kind, {"n_options": P.grpo.n_options})
-    if kind == "disease":
-        kw["granularity_norm"] = P.grpo.granularity_norm
-    qs, rep = build_question_set(test, kind, tax, ddx, P.seed, **kw)
-    sets[kind] = [q.to_row() for q in qs]
-if "ood" in E.sets:
-    load_configured(P.data.root, [P.data.ood_dataset], tax, seed=P.seed, check_images=False)
-    ood, _ = load_questions(Path(P.data.root) / P.data.ood_dataset, tax)
-    sets["ood"] = [from_ood(q).to_row() for q in ood]
-if E.max_samples:
-    sets = {k: random.Random(P.seed).sample(v, min(E.max_samples, len(v))) for k, v in sets.items()}
+sets = question_sets(P)
 pd.Series({k: len(v) for k, v in sets.items()}, name="questions").to_frame()""",
         ),
         (
+            "md",
+            "Every model answers every set, through `skinr1.launch.run_stage` (in this kernel with one process; with more, `accelerate launch -m skinr1 evaluate` splits the questions over the GPUs). `evaluation.backend: vllm` generates with vLLM instead. Every answer is in `data/eval_records.jsonl`.",
+        ),
+        (
             "code",
-            """adapters = {"base": None, "sft": P.sft.out, "rl_without_sft": P.grpo.out_without_sft, "sft_rl": P.grpo.out}
-adapters = {m: a for m, a in adapters.items() if a is None or Path(a).exists()}
-processor = load_processor(P.model.base, max_pixels=P.model.max_pixels, min_pixels=P.model.min_pixels,
-                           trust_remote_code=P.model.trust_remote_code)
-records = []
-for name, adapter in adapters.items():
-    model = load_eval_model(P.model, adapter)
-    for kind, rows in sets.items():
-        for r in answer_questions(model, processor, rows, batch_size=E.batch_size,
-                                  max_new_tokens=E.max_new_tokens, prompt_style=P.model.prompt_style,
-                                  desc=f"{name}/{kind}"):
-            records.append({"model": name, "set": kind, **r})
-    del model
-Path("data").mkdir(exist_ok=True)
-with open("data/eval_records.jsonl", "w") as fh:
-    for r in records: fh.write(json.dumps(r) + "\\n")
-rec = pd.DataFrame(records)
-summaries = {kind: {m: summarise(rec[(rec.model == m) & (rec.set == kind)].to_dict("records"), with_f1=kind == "lesion")
-                    for m in adapters} for kind in sets}""",
+            """run_stage(P, "evaluate", PARAMS)
+records = [json.loads(line) for line in Path("data/eval_records.jsonl").read_text().splitlines()]
+summaries = summaries_of(records)""",
         ),
         ("md", "## Disease diagnosis, in-distribution (Table 2, left; Table 4)"),
         ("code", """t2 = table(summaries["disease"]); t2.round(3)"""),
@@ -372,12 +330,7 @@ figures.draw_bars(acc, ax=axes[1], title="Lesion-condition accuracy"); plt.tight
         ),
         (
             "code",
-            """metrics = {kind: {m: {"avg_acc": s["avg_acc"], "pooled_acc": s["pooled_acc"], "invalid_rate": s["invalid_rate"],
-                      **({"avg_f1": s["avg_f1"]} if "avg_f1" in s else {}),
-                      "per_dataset": {d: v["acc"] for d, v in s["per_dataset"].items()}}
-                  for m, s in v.items()} for kind, v in summaries.items()}
-Path(E.out).mkdir(exist_ok=True)
-Path(E.out, "metrics.json").write_text(json.dumps(metrics, indent=1))
+            """metrics = json.loads(Path(E.out, "metrics.json").read_text())
 gain = metrics["disease"]["sft_rl"]["avg_acc"] - metrics["disease"]["base"]["avg_acc"] if "sft_rl" in metrics["disease"] else float("nan")
 print(f"SFT+RL vs base, disease-diagnosis accuracy (avg over datasets): {gain:+.3f}")""",
         ),
@@ -401,7 +354,7 @@ from skinr1.datasets.selection import load_configured, split_samples
 from skinr1.evaluation import generate, load_eval_model
 from skinr1.model import load_processor
 from skinr1.prompts import template
-P = load_params("params.yaml", require=("model", "qualitative"))
+P = load_params(PARAMS, require=("model", "qualitative"))
 tax = load_taxonomy()
 results = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed, check_images=P.data.check_images)
 test = split_samples(results, "test")

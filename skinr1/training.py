@@ -1,0 +1,104 @@
+"""What SFT and GRPO share: the optimiser and precision settings, batch arithmetic over
+processes, resuming, and rank-safe saving of adapters."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from skinr1.config import ComputeParams, ModelParams
+
+# AdamW's moments and clipping, written out so that no trainer class (TRL's or Unsloth's) can
+# substitute its own defaults: both engines then train alike.
+ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "max_grad_norm": 1.0}
+
+
+def state():
+    """The process group this stage runs in (one process in a notebook kernel, N under
+    ``accelerate launch``). Built with ``cpu`` when there is no GPU, so gloo serves the CPU test."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def per_device(total: int, grad_accum: int, num_processes: int, param: str) -> int:
+    """Split an effective batch over processes and accumulation steps, or say why it cannot be."""
+    denom = grad_accum * num_processes
+    if total < denom or total % denom:
+        raise ValueError(
+            f"{param} = {total} is not divisible by grad_accum x processes = {grad_accum} x "
+            f"{num_processes}; choose a multiple of {denom}"
+        )
+    return total // denom
+
+
+def check_world(compute: ComputeParams) -> int:
+    """The number of processes actually running, which must be the one params.yaml records."""
+    n = state().num_processes
+    if n != compute.num_processes:
+        raise ValueError(
+            f"compute.num_processes = {compute.num_processes}, but this run has {n} processes; "
+            f"launch with --num_processes {compute.num_processes} or change the parameter"
+        )
+    return n
+
+
+def trainer_args(cfg, model: ModelParams, compute: ComputeParams, *, run_dir: Path, seed: int,
+                 per_device_batch: int) -> dict:  # fmt: skip
+    """Keyword arguments both SFTConfig and GRPOConfig take, every optimiser setting explicit."""
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    if compute.mixed_precision != "no" and not on_gpu:
+        raise ValueError(
+            f"compute.mixed_precision = {compute.mixed_precision!r} needs a GPU; set it to 'no' here"
+        )
+    return dict(
+        output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=per_device_batch, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate, optim=cfg.optim, weight_decay=cfg.weight_decay,
+        lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, **ADAM,
+        logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=2,
+        report_to=[], seed=seed, data_seed=seed, bf16=compute.mixed_precision == "bf16",
+        fp16=compute.mixed_precision == "fp16", use_cpu=not on_gpu,
+        gradient_checkpointing=on_gpu, dataloader_num_workers=0,
+    )  # fmt: skip
+
+
+def pin_defaults(args, cfg) -> None:
+    """Unsloth's config classes carry fields of their own (warmup_ratio 0.1, ...): overwrite
+    any that exist so they cannot differ from plain TRL's."""
+    if hasattr(args, "warmup_ratio"):
+        args.warmup_ratio = cfg.warmup_ratio
+    if hasattr(args, "weight_decay"):
+        args.weight_decay = cfg.weight_decay
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    """The newest complete checkpoint of an interrupted identical run, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(run_dir)) if Path(run_dir).is_dir() else None
+
+
+def save_adapter(trainer, out_dir: Path, extra: dict[str, object] | None = None) -> None:
+    """Write the adapter through ``trainer.save_model`` (which gathers ZeRO-3 shards and writes
+    on the main process only), then move it into place on the main process, so the adapter
+    appears only once complete. ``extra`` files (name -> JSON-able) go beside it."""
+    st = state()
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    if st.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    st.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    if st.is_main_process:
+        # The pickled arguments are neither needed to load the adapter nor byte-stable.
+        (tmp / "training_args.bin").unlink(missing_ok=True)
+        (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        for name, payload in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(payload, indent=1))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp.rename(out_dir)
+    st.wait_for_everyone()
