@@ -128,3 +128,53 @@ def test_unsloth_engine_without_a_gpu_says_what_to_do(stage):
     stage.grpo.engine = "unsloth"
     with pytest.raises(LaunchError, match="needs a CUDA GPU.*set grpo.engine: trl"):
         preflight(stage, "grpo")
+
+
+def test_kl_reference_is_the_sft_policy_when_continuing_and_when_merging(stage):
+    """Eq. 4's reference is the SFT policy in both initialisations, before and after training:
+    a frozen copy of the SFT adapter (continue), or the merged SFT model under the new adapter
+    (merge, the set-up Unsloth's trainer needs)."""
+    import torch
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from skinr1.datasets.selection import load_configured, split_samples
+    from skinr1.ddx import load_ddx
+    from skinr1.evaluation import load_eval_model
+    from skinr1.grpo import build_trainer, reference_of, rl_dataset
+    from skinr1.mcq import build_question_set
+    from skinr1.sft import train_sft
+    from skinr1.taxonomy import load_taxonomy
+
+    P = stage
+    ds, rules = _sft_dataset(P)
+    train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+              out_dir=Path(P.sft.out), rulebook=rules)  # fmt: skip
+    tax = load_taxonomy()
+    res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
+    qs, _ = build_question_set(split_samples(res, "train")[:4], "disease", tax, load_ddx(tax), 1)
+    rl = rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
+    P.grpo.max_steps = 1
+    sft_file = load_file(str(Path(P.sft.out) / "adapter_model.safetensors"))
+
+    trainer = build_trainer(P.model, P.grpo, P.compute, rl, adapter=P.sft.out, seed=P.seed,
+                            run_dir=Path("ck/cont"))  # fmt: skip
+    assert reference_of(trainer) == "frozen copy of the starting adapter ('ref')"
+    trainer.train()
+    ref = get_peft_model_state_dict(trainer.model, adapter_name="ref")
+    assert set(ref) == set(sft_file)
+    assert all(torch.equal(ref[k], sft_file[k]) for k in sft_file)
+    moved = get_peft_model_state_dict(trainer.model, adapter_name="default")
+    assert any(not torch.equal(moved[k], sft_file[k]) for k in sft_file)
+
+    P.grpo.sft_init = "merge"
+    trainer = build_trainer(P.model, P.grpo, P.compute, rl, adapter=P.sft.out, seed=P.seed,
+                            run_dir=Path("ck/merge"), merged_dir=Path("ck/merged"))  # fmt: skip
+    assert reference_of(trainer).endswith("ck/merged")
+    trainer.train()
+    sft_policy = load_eval_model(P.model, P.sft.out)
+    ids = torch.tensor([[5, 17, 42, 99, 7, 3]])
+    with torch.no_grad(), trainer.model.disable_adapter():
+        ref_logits = trainer.model(input_ids=ids).logits
+    with torch.no_grad():
+        assert torch.allclose(ref_logits, sft_policy(input_ids=ids).logits, atol=1e-5)
