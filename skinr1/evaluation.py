@@ -32,14 +32,16 @@ def prompt_for(row: dict, style: str = "paper") -> str:
 
 def adapter_chain(adapter: str | None) -> list[str]:
     """The adapters to merge, in order, for a model trained as ``adapter``: a GRPO adapter
-    trained on a merged SFT model (``sft_init: merge``) names the SFT adapter in stack.json."""
+    trained on a merged SFT model (``sft_init: merge``) names the SFT adapter in skinr1.json."""
     import json
     from pathlib import Path
 
+    from skinr1.training import RUN_FILE
+
     if adapter is None:
         return []
-    stack = Path(adapter) / "stack.json"
-    merged = json.loads(stack.read_text())["merged"] if stack.exists() else []
+    record = Path(adapter) / RUN_FILE
+    merged = json.loads(record.read_text())["merged"] if record.exists() else []
     return [*merged, adapter]
 
 

@@ -26,17 +26,17 @@ from skinr1.model import load_model, load_processor, save_merged
 from skinr1.prompts import template, user_message
 from skinr1.sft import LANGUAGE_TARGETS, lora_config
 from skinr1.training import (
+    RUN_FILE,
     check_world,
     last_checkpoint,
     per_device,
     pin_defaults,
+    run_record,
     save_adapter,
     state,
+    step_timer,
     trainer_args,
 )
-
-# Beside a GRPO adapter: the base and any adapters merged into it before this one was trained.
-STACK_FILE = "stack.json"
 
 
 def rl_dataset(rows: list[dict], prompt_style: str = "paper"):
@@ -176,12 +176,16 @@ def train_grpo(model: ModelParams, cfg: GRPOParams, train_dataset, *, compute: C
                adapter: str | None, seed: int, run_dir: Path, out_dir: Path,
                merged_dir: Path | None = None) -> list[dict]:  # fmt: skip
     """Run GRPO, resuming from ``run_dir``; save the adapter and the log history to ``out_dir``.
-    An adapter trained on a merged SFT model says so in ``stack.json``, which evaluation reads."""
+    An adapter trained on a merged SFT model says so in ``skinr1.json``, which evaluation reads."""
     trainer = build_trainer(model, cfg, compute, train_dataset, adapter=adapter, seed=seed,
                             run_dir=run_dir, merged_dir=merged_dir)  # fmt: skip
+    timer = step_timer()
+    trainer.add_callback(timer)
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
-    stack = {"base": model.base, "merged": [adapter] if adapter and cfg.sft_init == "merge" else []}
-    save_adapter(trainer, out_dir, extra={STACK_FILE: stack})
+    merged = [adapter] if adapter and cfg.sft_init == "merge" else []
+    record = run_record(trainer, timer, base=model.base, merged=merged,
+                        reference=reference_of(trainer))  # fmt: skip
+    save_adapter(trainer, out_dir, extra={RUN_FILE: record})
     return [h for h in trainer.state.log_history if "reward" in h]
 
 

@@ -62,6 +62,7 @@ class TinyConfig:
     vision_hidden: int = 128
     vision_heads: int = 4
     image_size: int = 112
+    vision_intermediate: int | None = None  # None: twice vision_hidden (7B: 3420 for 1280)
 
 
 def _corpus(extra: list[str]) -> list[str]:
@@ -188,7 +189,7 @@ def build_tiny_model(out_dir: Path | str, cfg: TinyConfig, *, seed: int, extra_t
         ),
         vision_config=dict(
             depth=cfg.vision_depth, hidden_size=cfg.vision_hidden, num_heads=cfg.vision_heads,
-            intermediate_size=cfg.vision_hidden * 2, out_hidden_size=cfg.hidden_size,
+            intermediate_size=cfg.vision_intermediate or cfg.vision_hidden * 2, out_hidden_size=cfg.hidden_size,
             patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
             fullatt_block_indexes=[cfg.vision_depth - 1],
         ),

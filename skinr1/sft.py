@@ -17,11 +17,14 @@ from skinr1.config import (
 )
 from skinr1.model import load_model, load_processor
 from skinr1.training import (
+    RUN_FILE,
     check_world,
     last_checkpoint,
     per_device,
+    run_record,
     save_adapter,
     state,
+    step_timer,
     trainer_args,
 )
 
@@ -171,8 +174,12 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, compute: Com
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules,
                                 cfg.modules_to_save),
     )  # fmt: skip
+    timer = step_timer()
+    trainer.add_callback(timer)
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
-    save_adapter(trainer, out_dir)
+    save_adapter(
+        trainer, out_dir, {RUN_FILE: run_record(trainer, timer, base=model.base, merged=[])}
+    )
     return [h for h in trainer.state.log_history if "loss" in h]
 
 

@@ -83,6 +83,37 @@ def last_checkpoint(run_dir: Path) -> str | None:
     return get_last_checkpoint(str(run_dir)) if Path(run_dir).is_dir() else None
 
 
+# Beside every adapter: the trainer class that made it, the base it applies to, adapters merged
+# into that base before it was trained (evaluation merges them first), and per-step seconds.
+RUN_FILE = "skinr1.json"
+
+
+def step_timer():
+    """A callback recording each optimiser step's wall time (for reported speed, never asserted)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.seconds: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self._t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.seconds.append(round(time.perf_counter() - self._t, 4))
+
+    return StepTimer()
+
+
+def run_record(trainer, timer, *, base: str, merged: list[str], reference: str | None = None):
+    """The content of RUN_FILE for one trained adapter."""
+    cls = type(trainer)
+    return {"trainer": f"{cls.__module__}.{cls.__qualname__}", "base": base, "merged": merged,
+            "reference": reference, "step_seconds": timer.seconds}  # fmt: skip
+
+
 def save_adapter(trainer, out_dir: Path, extra: dict[str, object] | None = None) -> None:
     """Write the adapter through ``trainer.save_model`` (which gathers ZeRO-3 shards and writes
     on the main process only), then move it into place on the main process, so the adapter

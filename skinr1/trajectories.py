@@ -601,3 +601,28 @@ def save_skinrationale(
         paths["report"] = out / "report.json"
         paths["report"].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return paths
+
+
+def synthesize_configured(P) -> tuple[list[Trajectory], dict]:
+    """Stage 02 as params.yaml says: the textbook cases under ``data.textbook_root``, the
+    configured comparator, types and counts; SkinRationale written to ``trajectories.out``."""
+    from skinr1.datasets.textbook import load_cases
+    from skinr1.ddx import load_ddx
+    from skinr1.rules import load_rules
+    from skinr1.taxonomy import load_taxonomy
+
+    cfg = P.trajectories
+    tax = load_taxonomy()
+    ddx, rules = load_ddx(tax), load_rules(tax)
+    cases = load_cases(Path(P.data.textbook_root), tax)
+    comparator = (
+        TemplateComparator(tax, ddx, rules)
+        if cfg.comparator == "template"
+        else OpenAIComparator(cfg.comparator_model, base_url=cfg.comparator_base_url)
+    )
+    trajectories, report = synthesize(
+        cases, tax, ddx, rules, comparator, seed=P.seed, types=tuple(cfg.types),
+        per_case={int(k): int(v) for k, v in cfg.per_case.items()}, type3_image=cfg.type3_image,
+    )  # fmt: skip
+    save_skinrationale(trajectories, cfg.out, report)
+    return trajectories, report

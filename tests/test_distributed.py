@@ -13,26 +13,11 @@ import yaml
 
 from skinr1.config import load_params
 from skinr1.launch import command
+from skinr1.trajectories import synthesize_configured
 
 REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-
-
-def write_trajectories(P) -> None:
-    """SkinRationale for a dozen textbook cases, as notebook 02 writes it."""
-    from skinr1.datasets.textbook import load_cases
-    from skinr1.ddx import load_ddx
-    from skinr1.rules import load_rules
-    from skinr1.taxonomy import load_taxonomy
-    from skinr1.trajectories import TemplateComparator, save_skinrationale, synthesize
-
-    tax = load_taxonomy()
-    ddx, rules = load_ddx(tax), load_rules(tax)
-    cases = load_cases(Path(P.data.textbook_root), tax)[:12]
-    trajs, report = synthesize(cases, tax, ddx, rules, TemplateComparator(tax, ddx, rules),
-                               seed=P.seed)  # fmt: skip
-    save_skinrationale(trajs, P.trajectories.out, report)
 
 
 def _launch(P, stage: str, *extra: str) -> str:
@@ -56,7 +41,7 @@ def test_two_processes_train_sft_and_both_grpo_runs_and_the_adapters_evaluate(pr
         raw["evaluation"].update(max_samples=4, sets=["disease", "lesion"])
         Path("params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         P = load_params("params.yaml")
-        write_trajectories(P)
+        synthesize_configured(P)
 
         log = _launch(P, "sft")
         adapter = Path(P.sft.out)
@@ -73,7 +58,7 @@ def test_two_processes_train_sft_and_both_grpo_runs_and_the_adapters_evaluate(pr
             assert [h["step"] for h in rewards] == [1, 2]
             # 2 questions x 2 completions per step over 2 processes: 1 question per process.
             assert (Path(out) / "adapter_model.safetensors").exists()
-            assert json.loads((Path(out) / "stack.json").read_text())["merged"] == []
+            assert json.loads((Path(out) / "skinr1.json").read_text())["merged"] == []
 
         # An interrupted run resumes: a longer run with the same key starts at its checkpoint.
         raw["grpo"]["max_steps"] = 3

@@ -28,13 +28,9 @@ SWAP = {
 
 
 def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
-    from skinr1.datasets.textbook import load_cases
-    from skinr1.ddx import load_ddx
     from skinr1.launch import run_stage
     from skinr1.prompts import template
-    from skinr1.rules import load_rules
-    from skinr1.taxonomy import load_taxonomy
-    from skinr1.trajectories import TemplateComparator, save_skinrationale, synthesize
+    from skinr1.trajectories import synthesize_configured
 
     cwd = os.getcwd()
     os.chdir(project_copy)
@@ -48,13 +44,8 @@ def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
         assert (P.sft.batch_size, P.grpo.prompts_per_step, P.grpo.num_generations) == (16, 16, 4)
         assert P.grpo.sft_init == "merge"
 
-        tax = load_taxonomy()
-        ddx, rules = load_ddx(tax), load_rules(tax)
-        cases = load_cases(Path(P.data.textbook_root), tax)
-        trajs, report = synthesize(cases, tax, ddx, rules, TemplateComparator(tax, ddx, rules),
-                                   seed=P.seed, types=tuple(P.trajectories.types))  # fmt: skip
+        trajs, _ = synthesize_configured(P)
         assert {t.type for t in trajs} == {1, 2, 3}
-        save_skinrationale(trajs, P.trajectories.out, report)
 
         run_stage(P, "sft", "params.yaml")
         sft = json.loads((Path(P.sft.out) / "adapter_config.json").read_text())
@@ -62,7 +53,7 @@ def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
         for run in ("sft_rl", "rl_without_sft"):
             run_stage(P, "grpo", "params.yaml", "--run", run)
         out = Path(P.grpo.out)
-        assert json.loads((out / "stack.json").read_text())["merged"] == [P.sft.out]
+        assert json.loads((out / "skinr1.json").read_text())["merged"] == [P.sft.out]
         log = json.loads((out / "log_history.json").read_text())
         assert [h["step"] for h in log if "reward" in h] == [1, 2]
 
