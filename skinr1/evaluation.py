@@ -332,14 +332,7 @@ def run(P: Params) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m skinr1 evaluate --params params.yaml`` (also under ``accelerate launch``)."""
-    import argparse
+    from skinr1.launch import parse_stage_args
 
-    from skinr1.config import load_params
-    from skinr1.launch import preflight
-
-    ap = argparse.ArgumentParser(prog="python -m skinr1 evaluate")
-    ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
-    P = load_params(args.params, require=("model", "data", "evaluation", "compute"))
-    preflight(P, "evaluate")
+    P, _ = parse_stage_args("evaluate", argv, ("model", "data", "evaluation", "compute"))
     return 0 if run(P) else 1

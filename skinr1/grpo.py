@@ -235,18 +235,11 @@ def run(P: Params, run: str) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m skinr1 grpo --params params.yaml --run sft_rl|rl_without_sft``."""
-    import argparse
     import math
 
-    from skinr1.config import load_params
-    from skinr1.launch import preflight
+    from skinr1.launch import parse_stage_args
 
-    ap = argparse.ArgumentParser(prog="python -m skinr1 grpo")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--run", choices=RUNS, required=True)
-    args = ap.parse_args(argv)
-    P = load_params(args.params, require=("model", "data", "grpo", "compute", "sft"))
-    preflight(P, "grpo")
+    P, args = parse_stage_args("grpo", argv, ("model", "data", "grpo", "compute", "sft"), RUNS)
     history = run(P, args.run)
     return 0 if history and all(math.isfinite(h["reward"]) for h in history) else 1
 

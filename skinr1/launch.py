@@ -87,6 +87,24 @@ def preflight(P: Params, stage: str) -> None:
             )
 
 
+def parse_stage_args(stage: str, argv: list[str] | None, require: tuple[str, ...],
+                     runs: tuple[str, ...] = ()):  # fmt: skip
+    """``python -m skinr1 <stage> --params FILE [--run RUN]``: the validated params (every
+    section the stage needs complete), checked against this machine, and the parsed arguments."""
+    import argparse
+
+    from skinr1.config import load_params
+
+    ap = argparse.ArgumentParser(prog=f"python -m skinr1 {stage}")
+    ap.add_argument("--params", default="params.yaml")
+    if runs:
+        ap.add_argument("--run", choices=runs, required=True)
+    args = ap.parse_args(argv)
+    P = load_params(args.params, require=require)
+    preflight(P, stage)
+    return P, args
+
+
 def activate_engine(engine: str) -> None:
     """Import Unsloth before trl, transformers and peft, as it requires: it patches them at
     import, and a trainer class bound earlier would stay plain TRL's."""

@@ -212,15 +212,8 @@ def run(P: Params) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m skinr1 sft --params params.yaml`` (also under ``accelerate launch``)."""
-    import argparse
+    from skinr1.launch import parse_stage_args
 
-    from skinr1.config import load_params
-    from skinr1.launch import preflight
-
-    ap = argparse.ArgumentParser(prog="python -m skinr1 sft")
-    ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
-    P = load_params(args.params, require=("model", "sft", "compute", "trajectories"))
-    preflight(P, "sft")
+    P, _ = parse_stage_args("sft", argv, ("model", "sft", "compute", "trajectories"))
     history = run(P)
     return 0 if history and all(math.isfinite(h["loss"]) for h in history) else 1

@@ -4,6 +4,7 @@ writes load and evaluate like those of a one-process run."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,16 +61,20 @@ def test_two_processes_train_sft_and_both_grpo_runs_and_the_adapters_evaluate(pr
             assert (Path(out) / "adapter_model.safetensors").exists()
             assert json.loads((Path(out) / "skinr1.json").read_text())["merged"] == []
 
-        # An interrupted run resumes: a longer run with the same key starts at its checkpoint.
-        raw["grpo"]["max_steps"] = 3
-        Path("params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        P = load_params("params.yaml")
-        ck = sorted(Path("models/checkpoints").glob("grpo-rl_without_sft-*"))
+        # An interrupted run resumes: with its last checkpoint gone (killed after step 1's
+        # checkpoint), the same command starts at step 1's checkpoint and trains step 2 only.
+        (run_dir,) = Path("models/checkpoints").glob("grpo-rl_without_sft-*")
+        assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == [
+            "checkpoint-1",
+            "checkpoint-2",
+        ]
+        shutil.rmtree(run_dir / "checkpoint-2")
         _launch(P, "grpo", "--run", "rl_without_sft")
-        steps = [h["step"] for h in json.loads(
-            (Path(P.grpo.out_without_sft) / "log_history.json").read_text()) if "reward" in h]  # fmt: skip
-        assert steps[-1] == 3
-        assert sorted(Path("models/checkpoints").glob("grpo-rl_without_sft-*")) != ck  # new key
+        out = Path(P.grpo.out_without_sft)
+        record = json.loads((out / "skinr1.json").read_text())
+        assert len(record["step_seconds"]) == 1  # this process ran one step
+        log_history = json.loads((out / "log_history.json").read_text())
+        assert [h["step"] for h in log_history if "reward" in h] == [1, 2]
 
         # Evaluation split over the two processes gathers every answer once, in order.
         _launch(P, "evaluate")

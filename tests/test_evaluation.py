@@ -67,3 +67,56 @@ def test_user_message_places_the_image_by_style():
     assert user_message("t", "compact") == [
         {"role": "user", "content": [{"type": "text", "text": "t"}, {"type": "image"}]}
     ]
+
+
+def test_vllm_backend_sends_the_chat_prompt_and_the_image_greedily(monkeypatch):
+    """``VLLMGenerator`` through a stand-in ``vllm`` module (vLLM cannot share this torch):
+    one image per prompt, the processor's chat text with the image placeholder, temperature 0,
+    the answers in order."""
+    import sys
+    import types
+
+    from PIL import Image
+
+    from skinr1.evaluation import VLLMGenerator, answer_questions
+
+    seen = {}
+
+    class LLM:
+        def __init__(self, **kw):
+            seen["init"] = kw
+
+        def generate(self, inputs, params, use_tqdm):
+            seen["inputs"], seen["params"] = inputs, params
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(
+                text="<thinking>x</thinking> <final diagnosis>B</final diagnosis>")])
+                for _ in inputs]  # fmt: skip
+
+    fake = types.ModuleType("vllm")
+    fake.LLM = LLM
+    fake.SamplingParams = lambda **kw: kw
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+
+    class Processor:
+        def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+            assert add_generation_prompt and not tokenize
+            text = "".join(c.get("text") or "<|vision_start|><|image_pad|><|vision_end|>"
+                           for c in messages[0]["content"])  # fmt: skip
+            return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+
+    gen = VLLMGenerator("models/m", max_model_len=4096, gpu_memory_utilization=0.4)
+    assert seen["init"] == {"model": "models/m", "limit_mm_per_prompt": {"image": 1},
+                            "max_model_len": 4096, "gpu_memory_utilization": 0.4,
+                            "trust_remote_code": False}  # fmt: skip
+    img = Image.new("RGB", (8, 8))
+    out = gen(Processor(), ["Q1", "Q2"], [img, img], max_new_tokens=7, prompt_style="compact")
+    assert out == ["<thinking>x</thinking> <final diagnosis>B</final diagnosis>"] * 2
+    assert seen["params"] == {"temperature": 0.0, "max_tokens": 7}
+    assert [i["prompt"].count("<|image_pad|>") for i in seen["inputs"]] == [1, 1]
+    assert "Q2" in seen["inputs"][1]["prompt"] and seen["inputs"][1]["multi_modal_data"]["image"]
+    row = {"id": "q", "dataset": "d", "kind": "disease", "answer": "B", "letters": ["A", "B"],
+           "options": ["x", "y"], "question": "Q?", "image": None}  # fmt: skip
+    monkeypatch.setattr("PIL.Image.open", lambda p: img)
+    rec = answer_questions(gen, Processor(), [row], batch_size=4, max_new_tokens=7,
+                           prompt_style="compact")  # fmt: skip
+    assert rec[0]["strict"] == "B" and rec[0]["correct"]
