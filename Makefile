@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 PIP_EXTRA := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast lint lab clean-reports
+.PHONY: setup repro test test-fast lint lab supplement clean-reports
 setup: $(STAMP)
 
 $(STAMP):
@@ -28,7 +28,10 @@ test-fast: setup      ## unit tests only (no training, no notebooks)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check skinr1 tests && $(BIN)/ruff format --check skinr1 tests
+	$(BIN)/ruff check skinr1 tests notebooks && $(BIN)/ruff format --check skinr1 tests notebooks
+
+supplement: setup     ## reports/ as HTML with an index page, in supplement/
+	$(BIN)/python tools/supplement.py supplement
 
 lab: setup            ## JupyterLab on notebooks/ with the project's kernel
 	$(BIN)/jupyter lab notebooks/

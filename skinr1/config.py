@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,16 @@ class Params:
             return self.seed
         return self.sections[name].__dict__
 
+    def rows(self, *sections: str) -> list[dict]:
+        """The resolved values of ``sections`` as (parameter, value) rows, the file first, so
+        a report shows exactly what its stage ran with."""
+        out = [{"parameter": "params file", "value": str(Path(self.source).resolve())},
+               {"parameter": "seed", "value": self.seed}]  # fmt: skip
+        for name in sections:
+            out += [{"parameter": f"{name}.{k}", "value": repr(v) if isinstance(v, list | dict)
+                     else v} for k, v in self[name].items()]  # fmt: skip
+        return out
+
 
 def load_params(
     path: str | os.PathLike = "params.yaml", *, require: tuple[str, ...] = ()
@@ -291,7 +302,22 @@ def enter_project(params_file: str | os.PathLike) -> Path:
     if not (root / "params.yaml").exists() and not Path(params_file).exists():
         raise ParamsError(f"params_file = {params_file!r} not found")
     os.chdir(root)
+    if not sys.stderr.isatty():
+        quiet_progress()
     return root
+
+
+def quiet_progress() -> None:
+    """No progress bars in an executed report (papermill's kernel has no terminal): the Hugging
+    Face libraries read these switches at import, and are told again if already imported."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 def fingerprint(name_or_path: str | None) -> str:
@@ -307,7 +333,11 @@ def fingerprint(name_or_path: str | None) -> str:
     if not p.exists():
         return str(name_or_path)
     h = hashlib.sha256()
-    for f in sorted(x for x in p.rglob("*") if x.is_file() and "checkpoint" not in x.parts[-2]):
+    # Trainer checkpoints saved *inside* the folder are not part of its identity; a folder that
+    # is itself a checkpoint (checkpoint-100) is hashed like any other.
+    files = (x for x in p.rglob("*") if x.is_file() and not any(
+        part.startswith("checkpoint-") for part in x.relative_to(p).parts[:-1]))  # fmt: skip
+    for f in sorted(files):
         size = f.stat().st_size
         h.update(f"{f.relative_to(p)}:{size}".encode())
         with open(f, "rb") as fh:

@@ -18,6 +18,8 @@ MODEL_LABELS = {
     "sft_rl": "Skin-R1 (SFT + RL)",
 }
 
+STAGE = "evaluate"  # python -m skinr1 evaluate
+
 
 def prompt_for(row: dict, style: str = "paper") -> str:
     """Appendix D's evaluation prompt (or its compact variant) for a question row of any kind."""
@@ -74,7 +76,8 @@ def generate(model, processor, prompts: list[str], images: list, *, batch_size: 
     tok.padding_side = "left"
     device = next(model.parameters()).device
     out: list[str] = []
-    for i in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
+    # disable=None: a bar on a terminal, none in an executed report or a log file
+    for i in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, disable=None):
         texts = [processor.apply_chat_template(user_message(p, prompt_style), add_generation_prompt=True,
                                                tokenize=False) for p in prompts[i : i + batch_size]]  # fmt: skip
         imgs = [im.convert("RGB") for im in images[i : i + batch_size]]
@@ -274,10 +277,30 @@ def metrics_of(summaries: dict[str, dict[str, dict]]) -> dict:
     }  # fmt: skip
 
 
+HEADLINE = {  # name -> (set, key) in metrics.json
+    "disease_acc": ("disease", "avg_acc"), "disease_pooled_acc": ("disease", "pooled_acc"),
+    "disease_invalid": ("disease", "invalid_rate"), "lesion_acc": ("lesion", "avg_acc"),
+    "lesion_f1": ("lesion", "avg_f1"), "ddx_acc": ("ddx", "pooled_acc"),
+    "hierarchical_acc": ("hierarchical", "pooled_acc"), "ood_acc": ("ood", "avg_acc"),
+}  # fmt: skip
+
+
+def headline(metrics: dict) -> dict[str, dict[str, float]]:
+    """Per model, the few numbers a reader compares first, flat, for ``dvc metrics show`` (one
+    row per model) and ``dvc metrics diff``; sets that were not evaluated are left out."""
+    models = {m for per_model in metrics.values() for m in per_model}
+    return {
+        m: {name: round(metrics[kind][m][key], 4) for name, (kind, key) in HEADLINE.items()
+            if kind in metrics and m in metrics[kind] and key in metrics[kind][m]}
+        for m in sorted(models, key=MODELS.index)
+    }  # fmt: skip
+
+
 def run(P: Params) -> list[dict]:
     """Stage 05 as notebook 05 and ``python -m skinr1 evaluate`` run it: every model answers
     every set (questions split over the processes, answers gathered in order), then
-    ``data/eval_records.jsonl`` and ``<evaluation.out>/metrics.json`` on the main process."""
+    ``data/eval_records.jsonl``, ``<evaluation.out>/metrics.json`` (everything, nested) and
+    ``<evaluation.out>/headline/<model>.json`` on the main process."""
     import json
     from pathlib import Path
 
@@ -326,6 +349,9 @@ def run(P: Params) -> list[dict]:
         Path(E.out).mkdir(exist_ok=True)
         metrics = metrics_of(summaries_of(records))
         Path(E.out, "metrics.json").write_text(json.dumps(metrics, indent=1))
+        Path(E.out, "headline").mkdir(exist_ok=True)
+        for model, values in headline(metrics).items():
+            Path(E.out, "headline", f"{model}.json").write_text(json.dumps(values, indent=1))
     st.wait_for_everyone()
     return records
 

@@ -24,6 +24,7 @@ from skinr1.config import (
 )
 from skinr1.model import load_model, load_processor, save_merged
 from skinr1.prompts import template, user_message
+from skinr1.provenance import code_fingerprint
 from skinr1.sft import LANGUAGE_TARGETS, lora_config
 from skinr1.training import (
     RUN_FILE,
@@ -37,6 +38,8 @@ from skinr1.training import (
     step_timer,
     trainer_args,
 )
+
+STAGE = "grpo"  # python -m skinr1 grpo
 
 
 def rl_dataset(rows: list[dict], prompt_style: str = "paper"):
@@ -224,7 +227,8 @@ def run(P: Params, run: str) -> list[dict]:
     with state().main_process_first():
         ds, _ = questions(P)
     key = (asdict(P.model), asdict(P.grpo), asdict(P.compute), asdict(P.data), P.seed,
-           ds._fingerprint, fingerprint(P.model.base), fingerprint(adapter))  # fmt: skip
+           ds._fingerprint, fingerprint(P.model.base), fingerprint(adapter),
+           code_fingerprint("skinr1.grpo"))  # fmt: skip
     merged = checkpoint_dir(
         "sft-merged", P.model.base, fingerprint(P.model.base), fingerprint(adapter)
     )

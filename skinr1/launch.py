@@ -139,18 +139,18 @@ def command(P: Params, stage: str, params_file: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run_stage(P: Params, stage: str, params_file: str, *extra: str, log=None) -> None:
-    """Run a stage as params.yaml says: in this process, or as a subprocess whose output is
-    streamed here (into the notebook cell) line by line; a non-zero exit fails the caller."""
+def run_stage(P: Params, stage_module, params_file: str, *extra: str, log=None) -> None:
+    """Run a stage (``skinr1.sft``, ``skinr1.grpo`` or ``skinr1.evaluation``, passed as the
+    module, so that the notebook's imports name the code it runs) as params.yaml says: in this
+    process, or as a subprocess whose output is streamed here (into the notebook cell) line by
+    line; a non-zero exit fails the caller."""
+    stage = stage_module.STAGE
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     preflight(P, stage)
     if in_kernel(P, stage):
-        module = importlib.import_module(
-            {"evaluate": "skinr1.evaluation"}.get(stage, f"skinr1.{stage}")
-        )
         args = dict(zip(extra[::2], extra[1::2], strict=True))
-        module.run(P, **{k.lstrip("-"): v for k, v in args.items()})
+        stage_module.run(P, **{k.lstrip("-"): v for k, v in args.items()})
         return
     cmd = command(P, stage, params_file, *extra)
     write = log or (lambda line: print(line, end="", flush=True))

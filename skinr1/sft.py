@@ -16,6 +16,7 @@ from skinr1.config import (
     fingerprint,
 )
 from skinr1.model import load_model, load_processor
+from skinr1.provenance import code_fingerprint
 from skinr1.training import (
     RUN_FILE,
     check_world,
@@ -32,6 +33,8 @@ from skinr1.training import (
 # the ViT blocks stay frozen. A regex, because the vision MLPs share the names gate/up/down_proj.
 LANGUAGE_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 DEFAULT_TARGETS = LANGUAGE_TARGETS + r"|.*visual\.merger\.mlp\.(0|2)"
+
+STAGE = "sft"  # python -m skinr1 sft
 
 
 def lora_config(r: int, alpha: int, dropout: float, target_modules=None, modules_to_save=None):
@@ -200,7 +203,8 @@ def run(P: Params) -> list[dict]:
         )
     ds = load_from_disk(str(src), keep_in_memory=True)  # no cache files in a DVC output
     run_dir = checkpoint_dir("sft", asdict(P.model), asdict(P.sft), asdict(P.compute), P.seed,
-                             ds._fingerprint, fingerprint(P.model.base))  # fmt: skip
+                             ds._fingerprint, fingerprint(P.model.base),
+                             code_fingerprint("skinr1.sft"))  # fmt: skip
     history = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=run_dir,
                         out_dir=Path(P.sft.out), rulebook=load_rules(load_taxonomy()))  # fmt: skip
     if state().is_main_process:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from skinr1.config import ComputeParams, ModelParams
@@ -64,6 +65,7 @@ def trainer_args(cfg, model: ModelParams, compute: ComputeParams, *, run_dir: Pa
         report_to=[], seed=seed, data_seed=seed, bf16=compute.mixed_precision == "bf16",
         fp16=compute.mixed_precision == "fp16", use_cpu=not on_gpu,
         gradient_checkpointing=on_gpu, dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),  # bars on a terminal, not in reports or logs
     )  # fmt: skip
 
 

@@ -77,3 +77,19 @@ def test_fingerprint_changes_with_model_content_not_with_the_path(tmp_path):
     assert fingerprint(str(a)) != fingerprint(str(b))
     assert fingerprint("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert fingerprint(None) == "none"
+
+
+def test_fingerprint_hashes_checkpoint_folders_but_not_checkpoints_inside(tmp_path):
+    from skinr1.config import fingerprint
+
+    a, b = tmp_path / "checkpoint-100", tmp_path / "checkpoint-200"
+    for d, byte in ((a, b"\x01"), (b, b"\x02")):
+        d.mkdir()
+        (d / "adapter_model.safetensors").write_bytes(byte * 1000)
+    assert fingerprint(str(a)) != fingerprint(str(b))  # two adapters, two keys
+    run = tmp_path / "run"
+    (run / "checkpoint-5").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    before = fingerprint(str(run))
+    (run / "checkpoint-5" / "optimizer.pt").write_bytes(b"\x00" * 10)
+    assert fingerprint(str(run)) == before  # a checkpoint saved inside changes nothing

@@ -120,3 +120,18 @@ def test_vllm_backend_sends_the_chat_prompt_and_the_image_greedily(monkeypatch):
     rec = answer_questions(gen, Processor(), [row], batch_size=4, max_new_tokens=7,
                            prompt_style="compact")  # fmt: skip
     assert rec[0]["strict"] == "B" and rec[0]["correct"]
+
+
+def test_headline_metrics_are_flat_per_model_and_skip_what_was_not_evaluated():
+    from skinr1.evaluation import headline
+
+    metrics = {
+        "disease": {"sft": {"avg_acc": 0.51234, "pooled_acc": 0.5, "invalid_rate": 0.1},
+                    "base": {"avg_acc": 0.2, "pooled_acc": 0.25, "invalid_rate": 0.0}},
+        "lesion": {"sft": {"avg_acc": 0.7, "pooled_acc": 0.7, "invalid_rate": 0.0, "avg_f1": 0.6}},
+    }  # fmt: skip
+    out = headline(metrics)
+    assert list(out) == ["base", "sft"]
+    assert out["sft"] == {"disease_acc": 0.5123, "disease_pooled_acc": 0.5,
+                          "disease_invalid": 0.1, "lesion_acc": 0.7, "lesion_f1": 0.6}  # fmt: skip
+    assert out["base"] == {"disease_acc": 0.2, "disease_pooled_acc": 0.25, "disease_invalid": 0.0}

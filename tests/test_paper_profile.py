@@ -28,6 +28,7 @@ SWAP = {
 
 
 def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
+    from skinr1 import evaluation, grpo, sft
     from skinr1.launch import run_stage
     from skinr1.prompts import template
     from skinr1.trajectories import synthesize_configured
@@ -47,17 +48,17 @@ def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
         trajs, _ = synthesize_configured(P)
         assert {t.type for t in trajs} == {1, 2, 3}
 
-        run_stage(P, "sft", "params.yaml")
+        run_stage(P, sft, "params.yaml")
         sft = json.loads((Path(P.sft.out) / "adapter_config.json").read_text())
         assert sft["r"] == 64 and sft["lora_alpha"] == 32 and not sft["modules_to_save"]
         for run in ("sft_rl", "rl_without_sft"):
-            run_stage(P, "grpo", "params.yaml", "--run", run)
+            run_stage(P, grpo, "params.yaml", "--run", run)
         out = Path(P.grpo.out)
         assert json.loads((out / "skinr1.json").read_text())["merged"] == [P.sft.out]
         log = json.loads((out / "log_history.json").read_text())
         assert [h["step"] for h in log if "reward" in h] == [1, 2]
 
-        run_stage(P, "evaluate", "params.yaml")
+        run_stage(P, evaluation, "params.yaml")
         metrics = json.loads(Path("metrics/metrics.json").read_text())
         assert set(metrics) == {"disease", "lesion", "ddx"}
         assert set(metrics["disease"]) == {"base", "sft", "rl_without_sft", "sft_rl"}
