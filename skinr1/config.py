@@ -1,164 +1,162 @@
-"""params.yaml, validated: one dataclass per section, so a misspelt or missing key stops a stage
-at its start with a message naming the parameter and the fix."""
+"""params.yaml, validated: one typed model per section, so a misspelt, missing or mistyped key or
+an unknown choice stops a stage at its start with a message naming the parameter, the file and
+what is expected."""
 
 from __future__ import annotations
 
 import difflib
 import os
 import sys
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class ParamsError(ValueError):
     pass
 
 
-@dataclass
-class DemoParams:
-    root: str = "data/demo"
-    scale: float = 1.0
-    image_size: int = 128
+class Section(BaseModel):
+    """A section of params.yaml: every key required (params.yaml is the one record of a run, so
+    nothing may come from a default hidden in code), no unknown key, values of the stated type."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-@dataclass
-class DataParams:
-    root: str = "data/demo"
-    textbook_root: str = "data/demo"
-    rl_datasets: list = field(default_factory=lambda: ["HAM10000"])
-    ood_dataset: str = "OmniMedVQA"
-    check_images: bool = True
-    max_train_questions: int = 0  # 0 = all
+class DemoParams(Section):
+    root: str
+    scale: float
+    image_size: int
 
 
-@dataclass
-class BaseModelParams:
-    out: str = "models/base"
-    tiny: dict = field(default_factory=dict)
-    warmup_steps: int = 400
-    warmup_batch_size: int = 8
-    warmup_lr: float = 1e-3
-    warmup_examples: int = 1600
+class DataParams(Section):
+    root: str
+    textbook_root: str
+    rl_datasets: list[str]
+    ood_dataset: str
+    check_images: bool
+    max_train_questions: int  # 0 = all
 
 
-@dataclass
-class ModelParams:
-    base: str = "models/base"
-    dtype: str = "float32"
-    trust_remote_code: bool = False
-    attn_implementation: str | None = None
-    max_pixels: int = 12544
-    min_pixels: int = 12544
-    prompt_style: str = "paper"
+class BaseModelParams(Section):
+    out: str
+    tiny: dict[str, int]
+    warmup_steps: int
+    warmup_batch_size: int
+    warmup_lr: float
+    warmup_examples: int
 
 
-@dataclass
-class ComputeParams:
-    num_processes: int = 1  # > 1: `accelerate launch`, one process per GPU (or CPU process)
-    accelerate_config: str = "configs/accelerate/ddp.yaml"
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
+class ModelParams(Section):
+    base: str
+    dtype: Literal["float32", "bfloat16", "float16"]
+    trust_remote_code: bool
+    attn_implementation: str | None
+    max_pixels: int
+    min_pixels: int
+    prompt_style: Literal["paper", "compact"]
 
 
-@dataclass
-class KnowledgeParams:
-    out_dir: str = "reports/knowledge"
+class ComputeParams(Section):
+    num_processes: int  # > 1: `accelerate launch`, one process per GPU (or CPU process)
+    accelerate_config: str
+    mixed_precision: Literal["no", "bf16", "fp16"]
 
 
-@dataclass
-class TrajectoryParams:
-    out: str = "data/skinrationale"
-    types: list = field(default_factory=lambda: [1, 2, 3])
-    per_case: dict = field(default_factory=lambda: {1: 1, 2: 1, 3: 1})
-    type3_image: str = "differential"
-    comparator: str = "template"
-    comparator_model: str = "gpt-4o-mini"
-    comparator_base_url: str | None = None
+class KnowledgeParams(Section):
+    out_dir: str
 
 
-@dataclass
-class SFTParams:
-    out: str = "models/sft"
-    lora_r: int = 64
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    target_modules: list = field(default_factory=list)
-    modules_to_save: list = field(default_factory=list)
-    replay_fraction: float = 0.0
-    trajectory_types: list = field(default_factory=lambda: [1, 2, 3])
-    rationale: str = "full"  # "findings": the findings sentence and the diagnosis only
-    learning_rate: float = 3e-5
-    optim: str = "adamw_torch_fused"
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    lr_scheduler: str = "cosine"
-    epochs: float = 4
-    max_steps: int = -1
-    batch_size: int = 16  # effective: per device x grad_accum x compute.num_processes
-    grad_accum: int = 1
-    logging_steps: int = 5
-    save_steps: int = 100
+class TrajectoryParams(Section):
+    out: str
+    types: list[int]
+    per_case: dict[int, int]
+    type3_image: Literal["differential", "primary"]
+    comparator: Literal["template", "openai"]
+    comparator_model: str
+    comparator_base_url: str | None
 
 
-@dataclass
-class GRPOParams:
-    out: str = "models/grpo"
-    out_without_sft: str = "models/grpo_without_sft"
-    run_without_sft: bool = True
-    engine: str = "trl"  # "trl" (PEFT + TRL, CPU or GPU) or "unsloth" (GPU only)
-    sft_init: str = "continue"  # "continue" the SFT adapter, or "merge" it and add a fresh LoRA
-    max_seq_length: int = 2048  # Unsloth's loader: prompt + completion tokens
-    use_vllm: bool = False
-    vllm_mode: str = "colocate"
-    vllm_gpu_memory_utilization: float = 0.3
-    vllm_max_model_length: int | None = None
-    vllm_server_host: str = "0.0.0.0"
-    vllm_server_port: int = 8000
-    rewards: list = field(default_factory=lambda: ["format", "granularity", "malignancy"])
-    granularity_norm: str = "sampled"
-    n_options: int = 4
-    num_generations: int = 4
-    temperature: float = 1.0
-    beta: float = 0.04
-    loss_type: str = "grpo"
-    learning_rate: float = 1e-5
-    optim: str = "adamw_torch_fused"
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    lr_scheduler: str = "linear"
-    prompts_per_step: int = 16  # questions per optimiser step, all processes; x K completions
-    grad_accum: int = 1
-    epochs: float = 1
-    max_steps: int = -1
-    max_completion_length: int = 1024
-    lora_r: int = 64
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    target_modules: list = field(default_factory=list)
-    modules_to_save: list = field(default_factory=list)
-    logging_steps: int = 1
-    save_steps: int = 100
+class SFTParams(Section):
+    out: str
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: list[str]
+    modules_to_save: list[str]
+    replay_fraction: float
+    trajectory_types: list[int]
+    rationale: Literal["full", "findings"]
+    learning_rate: float
+    optim: str
+    weight_decay: float
+    warmup_ratio: float
+    lr_scheduler: str
+    epochs: float
+    max_steps: int
+    batch_size: int  # effective: per device x grad_accum x compute.num_processes
+    grad_accum: int
+    logging_steps: int
+    save_steps: int
 
 
-@dataclass
-class EvalParams:
-    out: str = "metrics"
-    backend: str = "hf"  # "hf" (transformers generate, batched) or "vllm"
-    batch_size: int = 16
-    max_new_tokens: int = 256
-    max_samples: int = 0  # per set; 0 = all
-    sets: list = field(default_factory=lambda: ["disease", "lesion", "ddx", "hierarchical", "ood"])
+class GRPOParams(Section):
+    out: str
+    out_without_sft: str
+    run_without_sft: bool
+    engine: Literal["trl", "unsloth"]
+    sft_init: Literal["continue", "merge"]
+    max_seq_length: int
+    use_vllm: bool
+    vllm_mode: Literal["colocate", "server"]
+    vllm_gpu_memory_utilization: float
+    vllm_max_model_length: int | None
+    vllm_server_host: str
+    vllm_server_port: int
+    rewards: list[Literal["format", "granularity", "malignancy"]]
+    granularity_norm: Literal["sampled", "path"]
+    n_options: int
+    num_generations: int
+    temperature: float
+    beta: float
+    loss_type: str
+    learning_rate: float
+    optim: str
+    weight_decay: float
+    warmup_ratio: float
+    lr_scheduler: str
+    prompts_per_step: int  # questions per optimiser step, all processes; x K completions
+    grad_accum: int
+    epochs: float
+    max_steps: int
+    max_completion_length: int
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: list[str]
+    modules_to_save: list[str]
+    logging_steps: int
+    save_steps: int
 
 
-@dataclass
-class QualitativeParams:
-    n_cases: int = 4
-    max_new_tokens: int = 256
+class EvalParams(Section):
+    out: str
+    backend: Literal["hf", "vllm"]
+    batch_size: int
+    max_new_tokens: int
+    max_samples: int  # per set; 0 = all
+    sets: list[Literal["disease", "lesion", "ddx", "hierarchical", "ood"]]
 
 
-SECTIONS: dict[str, type] = {
+class QualitativeParams(Section):
+    n_cases: int
+    max_new_tokens: int
+
+
+SECTIONS: dict[str, type[Section]] = {
     "demo": DemoParams,
     "data": DataParams,
     "base_model": BaseModelParams,
@@ -172,51 +170,43 @@ SECTIONS: dict[str, type] = {
     "qualitative": QualitativeParams,
 }
 
-CHOICES = {
-    ("trajectories", "type3_image"): ("differential", "primary"),
-    ("trajectories", "comparator"): ("template", "openai"),
-    ("grpo", "engine"): ("trl", "unsloth"),
-    ("grpo", "granularity_norm"): ("sampled", "path"),
-    ("grpo", "vllm_mode"): ("colocate", "server"),
-    ("grpo", "sft_init"): ("continue", "merge"),
-    ("evaluation", "backend"): ("hf", "vllm"),
-    ("compute", "mixed_precision"): ("no", "bf16", "fp16"),
-    ("model", "dtype"): ("float32", "bfloat16", "float16"),
-    ("model", "prompt_style"): ("paper", "compact"),
-}
-
 
 def _suggest(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _section(source: str, name: str, raw: Any, *, complete: bool):
+def _section(source: str, name: str, raw: Any) -> Section:
     cls = SECTIONS[name]
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: section {name!r} must be a mapping")
-    names = [f.name for f in fields(cls)]
+    names = list(cls.model_fields)
     for key in raw:
         if key not in names:
             raise ParamsError(
                 f"{source}: unknown parameter {name}.{key}{_suggest(key, names)}; "
                 f"valid keys of {name!r}: {', '.join(names)}"
             )
-    for f in fields(cls):
-        # A stage's own sections must spell out every key: params.yaml is the one record of a
-        # run, so nothing it uses may come from a default hidden in code.
-        required = complete or (f.default is MISSING and f.default_factory is MISSING)
-        if f.name not in raw and required:
+    for key in names:
+        if key not in raw:
             raise ParamsError(
-                f"{source}: missing parameter {name}.{f.name}; add it to section {name!r} "
+                f"{source}: missing parameter {name}.{key}; add it to section {name!r} "
                 "(params.yaml as shipped lists every key with its meaning)"
             )
-    for (sec, key), allowed in CHOICES.items():
-        if sec == name and key in raw and raw[key] not in allowed:
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(x) for x in (name, *err["loc"]))
+        if err["type"] == "literal_error":
+            allowed = err["ctx"]["expected"].replace(" or ", ", ")
             raise ParamsError(
-                f"{source}: {name}.{key} = {raw[key]!r} is not one of {', '.join(map(repr, allowed))}"
-            )
-    return cls(**raw)
+                f"{source}: {key} = {err['input']!r} is not one of {allowed}"
+            ) from None
+        raise ParamsError(
+            f"{source}: {key} = {err['input']!r}: {err['msg'].lower()} "
+            f"(expected {cls.model_fields[err['loc'][0]].annotation})"
+        ) from None
 
 
 @dataclass
@@ -234,7 +224,7 @@ class Params:
     def __getitem__(self, name: str):
         if name == "seed":
             return self.seed
-        return self.sections[name].__dict__
+        return self.sections[name].model_dump()
 
     def rows(self, *sections: str) -> list[dict]:
         """The resolved values of ``sections`` as (parameter, value) rows, the file first, so
@@ -250,13 +240,17 @@ class Params:
 def load_params(
     path: str | os.PathLike = "params.yaml", *, require: tuple[str, ...] = ()
 ) -> Params:
-    """Read and validate params.yaml; ``require`` names the sections a stage cannot run without."""
+    """Read and validate the whole of params.yaml, every section complete; ``require`` names the
+    sections the calling stage reads, whose absence is reported first."""
     path = Path(path)
     if not path.exists():
-        raise ParamsError(f"{path}: parameter file not found (run from the repository root)")
+        raise ParamsError(
+            f"{path}: parameter file not found; pass an existing file (e.g. -p params_file "
+            "params.yaml) or run from the repository root"
+        )
     with open(path, encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
-    if "seed" not in raw or not isinstance(raw["seed"], int):
+    if "seed" not in raw or not isinstance(raw["seed"], int) or isinstance(raw["seed"], bool):
         raise ParamsError(
             f"{path}: missing parameter seed (an integer that drives every random choice)"
         )
@@ -266,13 +260,10 @@ def load_params(
                 f"{path}: unknown section {key!r}{_suggest(key, list(SECTIONS))}; "
                 f"valid sections: seed, {', '.join(SECTIONS)}"
             )
-    for name in require:
+    for name in (*require, *SECTIONS):
         if name not in raw:
-            raise ParamsError(f"{path}: missing section {name!r}, which this stage needs")
-    sections = {
-        name: _section(str(path), name, raw.get(name, {}), complete=name in require)
-        for name in SECTIONS
-    }
+            raise ParamsError(f"{path}: missing section {name!r} (params.yaml as shipped has it)")
+    sections = {name: _section(str(path), name, raw[name]) for name in SECTIONS}
     return Params(seed=raw["seed"], sections=sections, source=str(path))
 
 

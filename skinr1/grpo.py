@@ -11,7 +11,6 @@ by parameters alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from skinr1.config import (
@@ -226,7 +225,7 @@ def run(P: Params, run: str) -> list[dict]:
         raise FileNotFoundError(f"sft.out = {adapter!r} holds no adapter; run the sft stage first")
     with state().main_process_first():
         ds, _ = questions(P)
-    key = (asdict(P.model), asdict(P.grpo), asdict(P.compute), asdict(P.data), P.seed,
+    key = (P["model"], P["grpo"], P["compute"], P["data"], P.seed,
            ds._fingerprint, fingerprint(P.model.base), fingerprint(adapter),
            code_fingerprint("skinr1.grpo"))  # fmt: skip
     merged = checkpoint_dir(

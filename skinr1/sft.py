@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 from skinr1.config import (
@@ -202,7 +201,7 @@ def run(P: Params) -> list[dict]:
             "`dvc repro trajectories` (notebook 02) first"
         )
     ds = load_from_disk(str(src), keep_in_memory=True)  # no cache files in a DVC output
-    run_dir = checkpoint_dir("sft", asdict(P.model), asdict(P.sft), asdict(P.compute), P.seed,
+    run_dir = checkpoint_dir("sft", P["model"], P["sft"], P["compute"], P.seed,
                              ds._fingerprint, fingerprint(P.model.base),
                              code_fingerprint("skinr1.sft"))  # fmt: skip
     history = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=run_dir,

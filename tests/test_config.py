@@ -39,8 +39,11 @@ def test_missing_parameter_of_a_required_section_is_named(tmp_path):
     path = _write(tmp_path, lambda r: r["grpo"].pop("beta"))
     with pytest.raises(ParamsError, match=r"missing parameter grpo\.beta"):
         load_params(path, require=("grpo",))
-    # A stage that does not use the section is not stopped by it.
-    assert load_params(path, require=("sft",)).grpo.beta == 0.04
+    # The whole file is validated at every stage: no section's value comes from code.
+    with pytest.raises(ParamsError, match=r"missing parameter grpo\.beta"):
+        load_params(path, require=("sft",))
+    with pytest.raises(ParamsError, match=r"missing section 'qualitative'"):
+        load_params(_write(tmp_path, lambda r: r.pop("qualitative")))
 
 
 def test_unknown_section_missing_seed_and_bad_choice(tmp_path):
@@ -93,3 +96,24 @@ def test_fingerprint_hashes_checkpoint_folders_but_not_checkpoints_inside(tmp_pa
     before = fingerprint(str(run))
     (run / "checkpoint-5" / "optimizer.pt").write_bytes(b"\x00" * 10)
     assert fingerprint(str(run)) == before  # a checkpoint saved inside changes nothing
+
+
+def test_wrong_types_and_choices_name_the_key_the_file_and_what_is_expected(tmp_path):
+    path = _write(tmp_path, lambda r: r["sft"].__setitem__("epochs", "many"))
+    with pytest.raises(ParamsError, match=r"params.yaml: sft\.epochs = 'many': input should be a "
+                       r"valid number.*expected <class 'float'>"):  # fmt: skip
+        load_params(path)
+    path = _write(tmp_path, lambda r: r["grpo"].__setitem__("engine", "deepspeed"))
+    with pytest.raises(
+        ParamsError, match=r"grpo\.engine = 'deepspeed' is not one of 'trl', 'unsloth'"
+    ):
+        load_params(path)
+    path = _write(tmp_path, lambda r: r["evaluation"].__setitem__("sets", ["disease", "dx"]))
+    with pytest.raises(ParamsError, match=r"evaluation\.sets\.1 = 'dx' is not one of 'disease'"):
+        load_params(path)
+    path = _write(tmp_path, lambda r: r["compute"].__setitem__("num_processes", 1.5))
+    with pytest.raises(ParamsError, match=r"compute\.num_processes = 1\.5"):
+        load_params(path)
+    p = load_params(REPO / "params.yaml")
+    with pytest.raises(ValueError):  # assignments are validated too
+        p.grpo.beta = "high"

@@ -237,12 +237,15 @@ def test_interrupted_run_leaves_nothing(knowledge, tmp_path):
 
 
 def test_cli_reads_params_and_flags_override(tmp_path, capsys):
+    import yaml
+
     from skinr1.demo import main
 
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.yaml").read_text())
+    raw["seed"] = 7
+    raw["demo"] = {"root": str(tmp_path / "out"), "scale": 0.05, "image_size": 32}
     params = tmp_path / "params.yaml"
-    params.write_text(
-        f"seed: 7\ndemo:\n  root: {tmp_path / 'out'}\n  scale: 0.05\n  image_size: 32\n"
-    )
+    params.write_text(yaml.safe_dump(raw))
     assert main(["--params", str(params), "--seed", "8"]) == 0
     done = json.loads((tmp_path / "out" / MARKER).read_text())["params"]
     assert (done["seed"], done["scale"], done["image_size"]) == (8, 0.05, 32)
