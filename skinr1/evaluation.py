@@ -52,16 +52,10 @@ def load_eval_model(model: ModelParams, adapter: str | None = None):
     (merged weights run faster under greedy decoding)."""
     import torch
 
-    from skinr1.model import load_model
+    from skinr1.model import load_merged
 
     device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else None
-    m = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
-                   attn_implementation=model.attn_implementation, device_map=device)  # fmt: skip
-    for a in adapter_chain(adapter):
-        from peft import PeftModel
-
-        m = PeftModel.from_pretrained(m, a).merge_and_unload()
-    return m.eval()
+    return load_merged(model, adapter_chain(adapter), device_map=device).eval()
 
 
 def generate(model, processor, prompts: list[str], images: list, *, batch_size: int,
@@ -321,10 +315,7 @@ def run(P: Params) -> list[dict]:
             path = P.model.base
             if chain:
                 dest = checkpoint_dir("eval-merged", P.model.base, *map(fingerprint, chain))
-                if st.is_main_process:
-                    save_merged(P.model, chain, dest)
-                st.wait_for_everyone()
-                path = str(dest)
+                path = str(save_merged(P.model, chain, dest))
             model = VLLMGenerator(path, max_model_len=P.grpo.vllm_max_model_length,
                                   gpu_memory_utilization=P.grpo.vllm_gpu_memory_utilization,
                                   trust_remote_code=P.model.trust_remote_code)  # fmt: skip

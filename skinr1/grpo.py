@@ -77,17 +77,6 @@ def grpo_kwargs(cfg: GRPOParams, model: ModelParams, compute: ComputeParams, *, 
     )  # fmt: skip
 
 
-def merged_sft(model: ModelParams, adapter: str, dest: Path) -> Path:
-    """The base model with the SFT adapter merged in, written once to ``dest`` by the main
-    process: the policy's base and, with the new adapter disabled, the KL reference under
-    either engine."""
-    st = state()
-    if st.is_main_process:
-        save_merged(model, [adapter], dest)
-    st.wait_for_everyone()
-    return dest
-
-
 def _policy(model: ModelParams, cfg: GRPOParams, base: str, adapter: str | None, seed: int):
     """The trainable policy and the LoRA config TRL should apply (None when already a PeftModel).
     ``adapter`` is an adapter to continue (``sft_init: continue``); otherwise a fresh LoRA."""
@@ -152,7 +141,7 @@ def build_trainer(model: ModelParams, cfg: GRPOParams, compute: ComputeParams, t
     if adapter and cfg.sft_init == "merge":
         if merged_dir is None:
             raise ValueError("grpo.sft_init = 'merge' needs a merged_dir for the merged SFT model")
-        base, cont = str(merged_sft(model, adapter, merged_dir)), None
+        base, cont = str(save_merged(model, [adapter], merged_dir)), None
     processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
     policy, peft_config = _policy(model, cfg, base, cont, seed)

@@ -266,23 +266,32 @@ def load_model(name_or_path: str, *, dtype: str = "float32", trust_remote_code: 
     return Qwen2_5_VLForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
 
 
-def save_merged(model, adapters: list[str], dest: Path | str) -> Path:
-    """Write the base model (``model``: the ``model`` params) with ``adapters`` merged in, in
-    order, and its processor to ``dest`` once; for engines that load a checkpoint from disk
-    (vLLM, Unsloth) and for training a fresh LoRA on top of the SFT policy."""
+def load_merged(model, adapters: list[str], *, device_map: str | None = None):
+    """The base model (``model``: the ``model`` params) with ``adapters`` merged in, in order."""
     from peft import PeftModel
 
-    dest = Path(dest)
-    if (dest / "config.json").exists():
-        return dest
-    tmp = dest.with_name(dest.name + ".partial")
-    m = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
+    m = load_model(model.base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
+                   attn_implementation=model.attn_implementation, device_map=device_map)  # fmt: skip
     for a in adapters:
         m = PeftModel.from_pretrained(m, a).merge_and_unload()
-    m.save_pretrained(tmp)
-    load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
-                   trust_remote_code=model.trust_remote_code).save_pretrained(tmp)  # fmt: skip
-    tmp.rename(dest)
+    return m
+
+
+def save_merged(model, adapters: list[str], dest: Path | str) -> Path:
+    """Write ``load_merged(model, adapters)`` and its processor to ``dest`` once, by the main
+    process (the others wait); for engines that load a checkpoint from disk (vLLM, Unsloth) and
+    for training a fresh LoRA on top of the SFT policy."""
+    from skinr1.training import state
+
+    dest = Path(dest)
+    st = state()
+    if st.is_main_process and not (dest / "config.json").exists():
+        tmp = dest.with_name(dest.name + ".partial")
+        load_merged(model, adapters).save_pretrained(tmp)
+        load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
+                       trust_remote_code=model.trust_remote_code).save_pretrained(tmp)  # fmt: skip
+        tmp.rename(dest)
+    st.wait_for_everyone()
     return dest
 
 
