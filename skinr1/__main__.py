@@ -7,8 +7,14 @@ import sys
 
 COMMANDS = {
     "datasets": ("skinr1.datasets.report", "report what the loaders find under a data root"),
-    "demo-data": ("skinr1.demo", "generate the embedded demo data in the real layouts"),
-    "base-model": ("skinr1.model", "build the tiny offline Qwen2.5-VL and warm it up"),
+    "demo-data": (
+        "skinr1.embedded.demo_data",
+        "generate the embedded demo data in the real layouts",
+    ),
+    "base-model": (
+        "skinr1.embedded.tiny_model",
+        "build the tiny offline Qwen2.5-VL and warm it up",
+    ),
     "sft": ("skinr1.sft", "stage 03: SFT on SkinRationale (one process or under accelerate)"),
     "grpo": ("skinr1.grpo", "stage 04: GRPO, --run sft_rl or rl_without_sft"),
     "evaluate": ("skinr1.evaluation", "stage 05: answer the question sets, write the metrics"),

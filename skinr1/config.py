@@ -80,13 +80,19 @@ class TrajectoryParams(Section):
     comparator_base_url: str | None
 
 
+class LoRAParams(Section):
+    """The one LoRA recipe: SFT's adapter, RL without SFT's, and the fresh adapter GRPO trains on
+    a merged SFT model all use it, so the runs Table 4 compares differ in training only."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]  # [] = the stage's default (see training.lora_config)
+    modules_to_save: list[str]
+
+
 class SFTParams(Section):
     out: str
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
-    target_modules: list[str]
-    modules_to_save: list[str]
     replay_fraction: float
     trajectory_types: list[int]
     rationale: Literal["full", "findings"]
@@ -104,9 +110,7 @@ class SFTParams(Section):
 
 
 class GRPOParams(Section):
-    out: str
-    out_without_sft: str
-    run_without_sft: bool
+    out: str  # one folder per run: <out>/sft_rl, <out>/rl_without_sft
     engine: Literal["trl", "unsloth"]
     sft_init: Literal["continue", "merge"]
     max_seq_length: int
@@ -133,11 +137,6 @@ class GRPOParams(Section):
     epochs: float
     max_steps: int
     max_completion_length: int
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
-    target_modules: list[str]
-    modules_to_save: list[str]
     logging_steps: int
     save_steps: int
 
@@ -164,6 +163,7 @@ SECTIONS: dict[str, type[Section]] = {
     "compute": ComputeParams,
     "knowledge": KnowledgeParams,
     "trajectories": TrajectoryParams,
+    "lora": LoRAParams,
     "sft": SFTParams,
     "grpo": GRPOParams,
     "evaluation": EvalParams,
@@ -209,10 +209,15 @@ def _section(source: str, name: str, raw: Any) -> Section:
         ) from None
 
 
+# The GRPO runs (Table 4): SFT then GRPO (Skin-R1), and GRPO from the base model (the ablation).
+GRPO_RUNS = ("sft_rl", "rl_without_sft")
+
+
 @dataclass
 class Params:
     seed: int
     sections: dict[str, Any]
+    grpo_runs: dict[str, str]  # run -> the folder it starts from; dvc.yaml's foreach reads it
     source: str = "params.yaml"
 
     def __getattr__(self, name: str):
@@ -222,9 +227,13 @@ class Params:
             raise AttributeError(name) from None
 
     def __getitem__(self, name: str):
-        if name == "seed":
-            return self.seed
+        if name in ("seed", "grpo_runs"):
+            return getattr(self, name)
         return self.sections[name].model_dump()
+
+    def grpo_adapter(self, run: str) -> Path:
+        """Where GRPO run ``run`` saves its adapter: ``grpo.out/<run>``."""
+        return Path(self.sections["grpo"].out) / run
 
     def rows(self, *sections: str) -> list[dict]:
         """The resolved values of ``sections`` as (parameter, value) rows, the file first, so
@@ -254,17 +263,44 @@ def load_params(
         raise ParamsError(
             f"{path}: missing parameter seed (an integer that drives every random choice)"
         )
+    top = ["seed", "grpo_runs", *SECTIONS]
     for key in raw:
-        if key != "seed" and key not in SECTIONS:
+        if key not in top:
             raise ParamsError(
-                f"{path}: unknown section {key!r}{_suggest(key, list(SECTIONS))}; "
-                f"valid sections: seed, {', '.join(SECTIONS)}"
+                f"{path}: unknown section {key!r}{_suggest(key, top)}; "
+                f"valid sections: {', '.join(top)}"
             )
-    for name in (*require, *SECTIONS):
+    for name in (*require, *top):
         if name not in raw:
             raise ParamsError(f"{path}: missing section {name!r} (params.yaml as shipped has it)")
     sections = {name: _section(str(path), name, raw[name]) for name in SECTIONS}
-    return Params(seed=raw["seed"], sections=sections, source=str(path))
+    runs = _grpo_runs(str(path), raw["grpo_runs"], sections)
+    return Params(seed=raw["seed"], sections=sections, grpo_runs=runs, source=str(path))
+
+
+def _grpo_runs(source: str, raw: Any, sections: dict[str, Any]) -> dict[str, str]:
+    """``grpo_runs``: which GRPO runs the pipeline trains, each with the folder it starts from
+    (DVC's dependency of that run), which must be the one the stage reads."""
+    if not isinstance(raw, dict) or "sft_rl" not in raw:
+        raise ParamsError(
+            f"{source}: grpo_runs must map run names to their starting folder and include "
+            f"sft_rl, e.g. {{sft_rl: {sections['sft'].out}, rl_without_sft: "
+            f"{sections['base_model'].out}}}"
+        )
+    starts = {"sft_rl": (sections["sft"].out,),
+              "rl_without_sft": (sections["base_model"].out, sections["model"].base)}  # fmt: skip
+    for run, start in raw.items():
+        if run not in GRPO_RUNS:
+            raise ParamsError(
+                f"{source}: unknown run grpo_runs.{run}{_suggest(str(run), list(GRPO_RUNS))}; "
+                f"runs: {', '.join(GRPO_RUNS)}"
+            )
+        if start not in starts[run]:
+            raise ParamsError(
+                f"{source}: grpo_runs.{run} = {start!r}, but that run starts from "
+                f"{' or '.join(map(repr, starts[run]))}; write that folder (DVC watches it)"
+            )
+    return {run: raw[run] for run in GRPO_RUNS if run in raw}
 
 
 def require_path(value: str, param: str, hint: str) -> Path:

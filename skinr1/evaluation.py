@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import partial
 
+from skinr1 import model_card
 from skinr1.config import ModelParams, Params, checkpoint_dir, fingerprint
 from skinr1.prompts import template
 
@@ -239,12 +240,20 @@ def question_sets(P: Params) -> dict[str, list[dict]]:
 
 
 def model_adapters(P: Params) -> dict[str, str | None]:
-    """The four models of Tables 2-5 that exist: base, SFT, RL without SFT, SFT+RL."""
+    """The models of Tables 2-5 the pipeline trains: base, SFT and each run of ``grpo_runs``
+    (RL without SFT, SFT+RL); a missing adapter is an error, never a silently smaller table."""
     from pathlib import Path
 
-    adapters = {"base": None, "sft": P.sft.out, "rl_without_sft": P.grpo.out_without_sft,
-                "sft_rl": P.grpo.out}  # fmt: skip
-    return {m: a for m, a in adapters.items() if a is None or Path(a).exists()}
+    adapters = {"base": None, "sft": P.sft.out,
+                **{run: str(P.grpo_adapter(run)) for run in P.grpo_runs}}  # fmt: skip
+    for m, a in adapters.items():
+        if a is not None and not (Path(a) / "adapter_config.json").exists():
+            stage = "sft" if m == "sft" else f"grpo@{m}"
+            raise FileNotFoundError(
+                f"{m}: no adapter at {a}; run `dvc repro {stage}` first, or drop {m} from "
+                "grpo_runs in params.yaml"
+            )
+    return {m: adapters[m] for m in MODELS if m in adapters}
 
 
 def summaries_of(records: list[dict]) -> dict[str, dict[str, dict]]:
@@ -296,6 +305,7 @@ def run(P: Params) -> list[dict]:
     ``data/eval_records.jsonl``, ``<evaluation.out>/metrics.json`` (everything, nested) and
     ``<evaluation.out>/headline/<model>.json`` on the main process."""
     import json
+    import shutil
     from pathlib import Path
 
     from skinr1.model import load_processor, save_merged
@@ -340,9 +350,16 @@ def run(P: Params) -> list[dict]:
         Path(E.out).mkdir(exist_ok=True)
         metrics = metrics_of(summaries_of(records))
         Path(E.out, "metrics.json").write_text(json.dumps(metrics, indent=1))
-        Path(E.out, "headline").mkdir(exist_ok=True)
+        shutil.rmtree(Path(E.out, "headline"), ignore_errors=True)  # no row of a dropped model
+        Path(E.out, "headline").mkdir()
+        shutil.rmtree(Path(E.out, "cards"), ignore_errors=True)
+        Path(E.out, "cards").mkdir()
+        adapters = model_adapters(P)
         for model, values in headline(metrics).items():
             Path(E.out, "headline", f"{model}.json").write_text(json.dumps(values, indent=1))
+            if adapters[model] is not None:
+                card = model_card.render(P, model, adapters[model], metrics=values)
+                Path(E.out, "cards", f"{model}.md").write_text(card)
     st.wait_for_everyone()
     return records
 

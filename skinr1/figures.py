@@ -101,8 +101,9 @@ def draw_ddx(graph, tax, *, ax=None, seed: int = 0):
 
 
 def draw_curves(df, *, x: str, ys: list[str], by: str | None = None, ax=None, title: str = "",
-                smooth: int = 1):  # fmt: skip
-    """Line plot of training logs (optionally one line per ``by`` group, rolling mean)."""
+                smooth: int = 1, ylabel: str | None = None):  # fmt: skip
+    """Line plot of training logs (optionally one line per ``by`` group, rolling mean); the
+    y axis is labelled with the quantity (or ``ylabel``), the x axis with ``x``."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -112,14 +113,16 @@ def draw_curves(df, *, x: str, ys: list[str], by: str | None = None, ax=None, ti
         for y in ys:
             series = part[y].astype(float).rolling(smooth, min_periods=1).mean()
             ax.plot(part[x], series, label=f"{name} {y}".strip())
-    ax.set_xlabel(x)
+    ax.set_xlabel("optimiser step" if x == "step" else x)
+    ax.set_ylabel(ylabel or (ys[0] if len(ys) == 1 else "value"))
     ax.set_title(title)
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     return ax
 
 
-def draw_bars(frame, *, ax=None, title: str = "", ylabel: str = "accuracy"):
+def draw_bars(frame, *, ax=None, title: str = "", ylabel: str = "accuracy",
+              xlabel: str = "dataset"):  # fmt: skip
     """Grouped bars: one group per column (dataset), one bar per row (model)."""
     import matplotlib.pyplot as plt
 
@@ -127,6 +130,7 @@ def draw_bars(frame, *, ax=None, title: str = "", ylabel: str = "accuracy"):
         _, ax = plt.subplots(figsize=(10, 4))
     frame.T.plot.bar(ax=ax, width=0.8)
     ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)

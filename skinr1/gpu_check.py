@@ -67,10 +67,10 @@ def check_params(work: Path, *, dry_run: bool, engine: str) -> Path:
         "trajectories": {"out": str(work / "skinrationale")},
         "sft": {"out": str(work / "models/sft"), "logging_steps": 1, **BUDGET["sft"][i]},
         "grpo": {"engine": engine, "use_vllm": False, "out": str(work / f"models/grpo-{engine}"),
-                 "out_without_sft": str(work / "models/none"), "logging_steps": 1,
-                 **BUDGET["grpo"][i]},
+                 "logging_steps": 1, **BUDGET["grpo"][i]},
         "evaluation": {"out": str(work / "metrics"), **BUDGET["evaluation"][i]},
     })  # fmt: skip
+    raw["grpo_runs"] = {"sft_rl": raw["sft"]["out"]}  # the ablation is not part of the check
     path = work / f"params-{engine}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -81,8 +81,8 @@ def prepare(work: Path, *, dry_run: bool) -> None:
     import torch
 
     from skinr1.config import load_params
-    from skinr1.demo import main as demo_main
-    from skinr1.model import TinyConfig, build_tiny_model
+    from skinr1.embedded.demo_data import main as demo_main
+    from skinr1.embedded.tiny_model import TinyConfig, build_tiny_model
     from skinr1.trajectories import synthesize_configured
 
     work.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def phase(name: str, params_file: Path, out: Path) -> dict:
         else:
             from skinr1.grpo import run
 
-            history, key, adapter = run(P, "sft_rl"), "reward", P.grpo.out
+            history, key, adapter = run(P, "sft_rl"), "reward", P.grpo_adapter("sft_rl")
         record = json.loads((Path(adapter) / RUN_FILE).read_text())
         steps = record["step_seconds"]
         steady = steps[1:] or steps  # the first step pays for compilation and warm-up

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skinr1 import model_card
 from skinr1.config import (
+    GRPO_RUNS,
     ComputeParams,
     GRPOParams,
+    LoRAParams,
     ModelParams,
     Params,
     checkpoint_dir,
@@ -24,17 +27,18 @@ from skinr1.config import (
 from skinr1.model import load_model, load_processor, save_merged
 from skinr1.prompts import template, user_message
 from skinr1.provenance import code_fingerprint
-from skinr1.sft import LANGUAGE_TARGETS, lora_config
 from skinr1.training import (
     RUN_FILE,
+    attach_callbacks,
     check_world,
     last_checkpoint,
+    lora_config,
+    lora_targets,
     per_device,
     pin_defaults,
     run_record,
     save_adapter,
     state,
-    step_timer,
     trainer_args,
 )
 
@@ -54,7 +58,7 @@ def rl_dataset(rows: list[dict], prompt_style: str = "paper"):
     return ds.cast_column("image", datasets.Image())
 
 
-RUNS = ("sft_rl", "rl_without_sft")
+RUNS = GRPO_RUNS
 
 
 def grpo_kwargs(cfg: GRPOParams, model: ModelParams, compute: ComputeParams, *, run_dir: Path,
@@ -77,11 +81,12 @@ def grpo_kwargs(cfg: GRPOParams, model: ModelParams, compute: ComputeParams, *, 
     )  # fmt: skip
 
 
-def _policy(model: ModelParams, cfg: GRPOParams, base: str, adapter: str | None, seed: int):
+def _policy(model: ModelParams, cfg: GRPOParams, lora: LoRAParams, base: str,
+            adapter: str | None, seed: int):  # fmt: skip
     """The trainable policy and the LoRA config TRL should apply (None when already a PeftModel).
     ``adapter`` is an adapter to continue (``sft_init: continue``); otherwise a fresh LoRA."""
     if cfg.engine == "unsloth":
-        return _unsloth_policy(model, cfg, base, seed)
+        return _unsloth_policy(model, cfg, lora, base, seed)
     policy = load_model(base, dtype=model.dtype, trust_remote_code=model.trust_remote_code,
                         attn_implementation=model.attn_implementation)  # fmt: skip
     if adapter:
@@ -89,19 +94,15 @@ def _policy(model: ModelParams, cfg: GRPOParams, base: str, adapter: str | None,
 
         # With beta > 0 TRL copies this adapter as a frozen "ref" adapter: KL to the SFT policy.
         return PeftModel.from_pretrained(policy, adapter, is_trainable=True), None
-    return policy, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, targets(cfg),
-                               cfg.modules_to_save)  # fmt: skip
+    return policy, lora_config(lora, language_only=language_only(cfg))
 
 
-def targets(cfg: GRPOParams):
-    """LoRA targets; with vLLM rollouts the language layers only, since vLLM cannot apply LoRA
-    to the vision tower or the merger."""
-    if cfg.target_modules:
-        return cfg.target_modules
-    return LANGUAGE_TARGETS if cfg.use_vllm or cfg.engine == "unsloth" else None
+def language_only(cfg: GRPOParams) -> bool:
+    """vLLM rollouts and Unsloth cannot apply LoRA to the vision tower or the merger."""
+    return cfg.use_vllm or cfg.engine == "unsloth"
 
 
-def _unsloth_policy(model: ModelParams, cfg: GRPOParams, base: str, seed: int):
+def _unsloth_policy(model: ModelParams, cfg: GRPOParams, lora: LoRAParams, base: str, seed: int):
     import torch
     from unsloth import FastVisionModel
 
@@ -111,14 +112,16 @@ def _unsloth_policy(model: ModelParams, cfg: GRPOParams, base: str, seed: int):
         use_exact_model_name=True, trust_remote_code=model.trust_remote_code,
     )  # fmt: skip
     policy = FastVisionModel.get_peft_model(
-        policy, target_modules=targets(cfg), modules_to_save=list(cfg.modules_to_save) or None,
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        policy, target_modules=lora_targets(lora, language_only=True),
+        modules_to_save=list(lora.modules_to_save) or None,
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         random_state=seed, use_gradient_checkpointing="unsloth",
     )  # fmt: skip
     return policy, None
 
 
-def build_trainer(model: ModelParams, cfg: GRPOParams, compute: ComputeParams, train_dataset, *,
+def build_trainer(model: ModelParams, cfg: GRPOParams, lora: LoRAParams, compute: ComputeParams,
+                  train_dataset, *,
                   adapter: str | None, seed: int, run_dir: Path, merged_dir: Path | None = None):  # fmt: skip
     """The GRPO trainer of one run. ``adapter`` is the SFT adapter (None: RL without SFT); with
     ``sft_init: merge`` it is merged into ``merged_dir`` first and a fresh LoRA is trained."""
@@ -144,7 +147,7 @@ def build_trainer(model: ModelParams, cfg: GRPOParams, compute: ComputeParams, t
         base, cont = str(save_merged(model, [adapter], merged_dir)), None
     processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
-    policy, peft_config = _policy(model, cfg, base, cont, seed)
+    policy, peft_config = _policy(model, cfg, lora, base, cont, seed)
     return GRPOTrainer(
         model=policy, reward_funcs=get_reward_funcs(cfg.rewards), args=args,
         train_dataset=train_dataset, processing_class=processor, peft_config=peft_config,
@@ -163,15 +166,15 @@ def reference_of(trainer) -> str:
     return f"the policy with its adapter disabled: {model.get_base_model().name_or_path}"
 
 
-def train_grpo(model: ModelParams, cfg: GRPOParams, train_dataset, *, compute: ComputeParams,
+def train_grpo(model: ModelParams, cfg: GRPOParams, lora: LoRAParams, train_dataset, *,
+               compute: ComputeParams,
                adapter: str | None, seed: int, run_dir: Path, out_dir: Path,
-               merged_dir: Path | None = None) -> list[dict]:  # fmt: skip
+               merged_dir: Path | None = None, curves_dir: Path | None = None) -> list[dict]:  # fmt: skip
     """Run GRPO, resuming from ``run_dir``; save the adapter and the log history to ``out_dir``.
     An adapter trained on a merged SFT model says so in ``skinr1.json``, which evaluation reads."""
-    trainer = build_trainer(model, cfg, compute, train_dataset, adapter=adapter, seed=seed,
+    trainer = build_trainer(model, cfg, lora, compute, train_dataset, adapter=adapter, seed=seed,
                             run_dir=run_dir, merged_dir=merged_dir)  # fmt: skip
-    timer = step_timer()
-    trainer.add_callback(timer)
+    timer = attach_callbacks(trainer, curves_dir)
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
     merged = [adapter] if adapter and cfg.sft_init == "merge" else []
     record = run_record(trainer, timer, base=model.base, merged=merged,
@@ -207,22 +210,34 @@ def run(P: Params, run: str) -> list[dict]:
     from skinr1.launch import activate_engine
 
     if run not in RUNS:
-        raise ValueError(f"--run {run!r}: one of {', '.join(RUNS)}")
+        raise ValueError(f"run = {run!r}: one of {', '.join(RUNS)}")
     activate_engine(P.grpo.engine)
-    adapter, out = (P.sft.out, P.grpo.out) if run == "sft_rl" else (None, P.grpo.out_without_sft)
+    adapter, out = (P.sft.out if run == "sft_rl" else None), P.grpo_adapter(run)
     if adapter and not (Path(adapter) / "adapter_config.json").exists():
         raise FileNotFoundError(f"sft.out = {adapter!r} holds no adapter; run the sft stage first")
     with state().main_process_first():
         ds, _ = questions(P)
-    key = (P["model"], P["grpo"], P["compute"], P["data"], P.seed,
+    key = (P["model"], P["grpo"], P["lora"], P["compute"], P["data"], P.seed,
            ds._fingerprint, fingerprint(P.model.base), fingerprint(adapter),
            code_fingerprint("skinr1.grpo"))  # fmt: skip
     merged = checkpoint_dir(
         "sft-merged", P.model.base, fingerprint(P.model.base), fingerprint(adapter)
     )
-    return train_grpo(P.model, P.grpo, ds, compute=P.compute, adapter=adapter, seed=P.seed,
-                      run_dir=checkpoint_dir(f"grpo-{run}", *key), out_dir=Path(out),
-                      merged_dir=merged)  # fmt: skip
+    history = train_grpo(P.model, P.grpo, P.lora, ds, compute=P.compute, adapter=adapter,
+                         seed=P.seed, run_dir=checkpoint_dir(f"grpo-{run}", *key), out_dir=out,
+                         merged_dir=merged, curves_dir=curves_of(run))  # fmt: skip
+    if state().is_main_process:
+        model_card.write(P, run, out, data={
+            "source": f"training splits of {', '.join(P.data.rl_datasets)} under `{P.data.root}`",
+            "multiple-choice questions": len(ds), "options per question": P.grpo.n_options,
+            "starts from": adapter or f"{P.model.base} (no SFT)",
+            "dataset fingerprint": ds._fingerprint})  # fmt: skip
+    return history
+
+
+def curves_of(run: str) -> Path:
+    """DVCLive's folder for one run (a DVC plots output of that run's stage)."""
+    return Path("plots/grpo") / run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,18 +249,3 @@ def main(argv: list[str] | None = None) -> int:
     P, args = parse_stage_args("grpo", argv, ("model", "data", "grpo", "compute", "sft"), RUNS)
     history = run(P, args.run)
     return 0 if history and all(math.isfinite(h["reward"]) for h in history) else 1
-
-
-def reward_curve(history: list[dict], run: str, reward_names: list[str]) -> list[dict]:
-    """Rows (run, step, reward, one column per reward function) for plots/grpo_rewards.csv."""
-    rows = []
-    for h in history:
-        row = {"run": run, "step": h["step"], "reward": h["reward"]}
-        for name in reward_names:
-            key = next(
-                (k for k in h if k.startswith("rewards/") and name in k and k.endswith("/mean")),
-                None,
-            )
-            row[name] = h.get(key) if key else None
-        rows.append(row)
-    return rows

@@ -6,46 +6,33 @@ import math
 import re
 from pathlib import Path
 
+from skinr1 import model_card
 from skinr1.config import (
     ComputeParams,
+    LoRAParams,
     ModelParams,
     Params,
     SFTParams,
     checkpoint_dir,
     fingerprint,
 )
-from skinr1.model import load_model, load_processor
+from skinr1.model import REPLAY_DIR, load_model, load_processor
 from skinr1.provenance import code_fingerprint
 from skinr1.training import (
     RUN_FILE,
+    attach_callbacks,
     check_world,
     last_checkpoint,
+    lora_config,
     per_device,
     run_record,
     save_adapter,
     state,
-    step_timer,
     trainer_args,
 )
 
-# The language model's linear layers and the vision-language merger, as the authors' code does;
-# the ViT blocks stay frozen. A regex, because the vision MLPs share the names gate/up/down_proj.
-LANGUAGE_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-DEFAULT_TARGETS = LANGUAGE_TARGETS + r"|.*visual\.merger\.mlp\.(0|2)"
-
 STAGE = "sft"  # python -m skinr1 sft
-
-
-def lora_config(r: int, alpha: int, dropout: float, target_modules=None, modules_to_save=None):
-    from peft import LoraConfig
-
-    targets = target_modules or DEFAULT_TARGETS
-    if isinstance(targets, list) and len(targets) == 1:
-        targets = targets[0]
-    return LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
-        modules_to_save=list(modules_to_save or []) or None, task_type="CAUSAL_LM",
-    )  # fmt: skip
+CURVES = Path("plots/sft")  # DVCLive's folder for this stage (a DVC plots output)
 
 
 def apply_prompt_style(dataset, style: str, rationale: str = "full"):
@@ -103,10 +90,9 @@ def findings_only(text: str) -> str:
     return f"<thinking>{findings}</thinking> <{tag}>{final}</{tag}>"
 
 
-def with_replay(
-    dataset, rulebook, *, fraction: float, seed: int, image_size: int, prompt_style: str
-):
-    """Mix in ``fraction`` (of the result) of the base model's own warm-up examples.
+def with_replay(dataset, base: str, *, fraction: float, seed: int):
+    """Mix in ``fraction`` (of the result) of the base model's own pre-training examples, drawn
+    from ``<base>/warmup_data``.
 
     Replay keeps a small model's instruction-following (the <final diagnosis> answer format it
     learnt in warm-up) while SFT teaches diagnoses; a 7B instruct model keeps it unaided, so
@@ -114,27 +100,39 @@ def with_replay(
     """
     import datasets
 
-    from skinr1.model import warmup_examples
-
     if fraction <= 0:
         return dataset
     if not fraction < 1:
         raise ValueError(f"sft.replay_fraction = {fraction}: must be in [0, 1)")
+    src = Path(base) / REPLAY_DIR
+    if not src.is_dir():
+        raise FileNotFoundError(
+            f"sft.replay_fraction = {fraction} replays the base model's pre-training examples, "
+            f"but model.base = {base!r} has no {REPLAY_DIR}/ (only the embedded tiny model "
+            "ships one); set sft.replay_fraction: 0"
+        )
+    pool = datasets.load_from_disk(str(src), keep_in_memory=True)
     n = round(len(dataset) * fraction / (1 - fraction))
-    rows = warmup_examples(rulebook, n, seed + 1, image_size=image_size, prompt_style=prompt_style)
+    if n > len(pool):
+        raise ValueError(
+            f"sft.replay_fraction = {fraction} needs {n} replay rows, but {src} holds "
+            f"{len(pool)}; lower the fraction or raise base_model.warmup_examples"
+        )
+    rows = pool.shuffle(seed=seed).select(range(n))
     extra = {
         c: [None] * n for c in dataset.column_names if c not in ("prompt", "completion", "images")
     }
     extra.update(type=[0] * n, id=[f"replay-{i}" for i in range(n)])
     replay = datasets.Dataset.from_dict(
-        {"prompt": [r["prompt"] for r in rows], "completion": [r["completion"] for r in rows],
-         "images": [r["images"] for r in rows], **extra}, features=dataset.features,
+        {"prompt": rows["prompt"], "completion": rows["completion"], "images": rows["images"],
+         **extra}, features=dataset.features,
     )  # fmt: skip
     return datasets.concatenate_datasets([dataset, replay]).shuffle(seed=seed)
 
 
-def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, compute: ComputeParams,
-              seed: int, run_dir: Path, out_dir: Path, rulebook=None) -> list[dict]:  # fmt: skip
+def train_sft(model: ModelParams, cfg: SFTParams, lora: LoRAParams, train_dataset, *,
+              compute: ComputeParams, seed: int, run_dir: Path, out_dir: Path,
+              curves_dir: Path | None = None) -> list[dict]:  # fmt: skip
     """Train the LoRA, resuming from ``run_dir``'s last checkpoint; save the adapter to out_dir.
 
     ``train_dataset`` is in TRL's conversational prompt/completion format with an ``images``
@@ -163,21 +161,12 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, compute: Com
     if types != {1, 2, 3}:
         train_dataset = train_dataset.filter(lambda r: r["type"] in types)
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style, cfg.rationale)
-    if cfg.replay_fraction > 0:
-        if rulebook is None:
-            raise ValueError(
-                "sft.replay_fraction > 0 needs the rule book (train_sft(rulebook=...))"
-            )
-        side = int(model.max_pixels**0.5)
-        train_dataset = with_replay(train_dataset, rulebook, fraction=cfg.replay_fraction,
-                                    seed=seed, image_size=side, prompt_style=model.prompt_style)  # fmt: skip
+    train_dataset = with_replay(train_dataset, model.base, fraction=cfg.replay_fraction, seed=seed)
     trainer = SFTTrainer(
         model=base, args=args, train_dataset=train_dataset, processing_class=processor,
-        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules,
-                                cfg.modules_to_save),
+        peft_config=lora_config(lora),
     )  # fmt: skip
-    timer = step_timer()
-    trainer.add_callback(timer)
+    timer = attach_callbacks(trainer, curves_dir)
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
     save_adapter(
         trainer, out_dir, {RUN_FILE: run_record(trainer, timer, base=model.base, merged=[])}
@@ -188,11 +177,8 @@ def train_sft(model: ModelParams, cfg: SFTParams, train_dataset, *, compute: Com
 def run(P: Params) -> list[dict]:
     """Stage 03 as notebook 03 and ``python -m skinr1 sft`` run it: SkinRationale from
     ``trajectories.out``, checkpoints keyed by everything that shapes the run, the adapter to
-    ``sft.out`` and the loss curve to ``plots/sft_loss.csv``."""
+    ``sft.out`` and its DVCLive curves to ``plots/sft``."""
     from datasets import load_from_disk
-
-    from skinr1.rules import load_rules
-    from skinr1.taxonomy import load_taxonomy
 
     src = Path(P.trajectories.out) / "dataset"
     if not src.is_dir():
@@ -201,15 +187,17 @@ def run(P: Params) -> list[dict]:
             "`dvc repro trajectories` (notebook 02) first"
         )
     ds = load_from_disk(str(src), keep_in_memory=True)  # no cache files in a DVC output
-    run_dir = checkpoint_dir("sft", P["model"], P["sft"], P["compute"], P.seed,
+    run_dir = checkpoint_dir("sft", P["model"], P["sft"], P["lora"], P["compute"], P.seed,
                              ds._fingerprint, fingerprint(P.model.base),
                              code_fingerprint("skinr1.sft"))  # fmt: skip
-    history = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=run_dir,
-                        out_dir=Path(P.sft.out), rulebook=load_rules(load_taxonomy()))  # fmt: skip
+    history = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed,
+                        run_dir=run_dir, out_dir=Path(P.sft.out), curves_dir=CURVES)  # fmt: skip
     if state().is_main_process:
-        Path("plots").mkdir(exist_ok=True)
-        lines = ["step,loss", *(f"{h['step']},{h['loss']}" for h in history)]
-        Path("plots/sft_loss.csv").write_text("\n".join(lines) + "\n")
+        model_card.write(P, "sft", P.sft.out, data={
+            "source": f"SkinRationale, `{src}`", "trajectories": len(ds),
+            "trajectory types trained": P.sft.trajectory_types,
+            "replayed warm-up share": P.sft.replay_fraction,
+            "dataset fingerprint": ds._fingerprint})  # fmt: skip
     return history
 
 

@@ -8,11 +8,36 @@ import shutil
 import sys
 from pathlib import Path
 
-from skinr1.config import ComputeParams, ModelParams
+from skinr1.config import ComputeParams, LoRAParams, ModelParams
+
+# The language model's linear layers and the vision-language merger, as the authors' code does;
+# the ViT blocks stay frozen. A regex, because the vision MLPs share the names gate/up/down_proj.
+LANGUAGE_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+DEFAULT_TARGETS = LANGUAGE_TARGETS + r"|.*visual\.merger\.mlp\.(0|2)"
 
 # AdamW's moments and clipping, written out so that no trainer class (TRL's or Unsloth's) can
 # substitute its own defaults: both engines then train alike.
 ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "max_grad_norm": 1.0}
+
+
+def lora_targets(lora: LoRAParams, *, language_only: bool = False) -> str | list[str]:
+    """``lora.target_modules``, or the default: language layers and merger, or the language
+    layers alone for engines that cannot apply LoRA to the vision side (vLLM, Unsloth)."""
+    if lora.target_modules:
+        t = lora.target_modules
+        return t[0] if len(t) == 1 else list(t)
+    return LANGUAGE_TARGETS if language_only else DEFAULT_TARGETS
+
+
+def lora_config(lora: LoRAParams, *, language_only: bool = False):
+    """PEFT's LoraConfig from the ``lora`` params (the one recipe every adapter uses)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora_targets(lora, language_only=language_only),
+        modules_to_save=list(lora.modules_to_save) or None, task_type="CAUSAL_LM",
+    )  # fmt: skip
 
 
 def state():
@@ -88,6 +113,23 @@ def last_checkpoint(run_dir: Path) -> str | None:
 # Beside every adapter: the trainer class that made it, the base it applies to, adapters merged
 # into that base before it was trained (evaluation merges them first), and per-step seconds.
 RUN_FILE = "skinr1.json"
+
+
+def attach_callbacks(trainer, curves_dir: Path | None):
+    """The stage's callbacks: the step timer, DVCLive curves in ``curves_dir``, and, off a
+    terminal, no printed log dict per logging step (an executed report would fill with them;
+    the curves and the adapter's log_history.json hold every value). Returns the timer."""
+    from transformers.trainer_callback import PrinterCallback
+
+    from skinr1.curves import live_callback
+
+    timer = step_timer()
+    trainer.add_callback(timer)
+    if curves_dir is not None:
+        trainer.add_callback(live_callback(curves_dir))
+    if not sys.stderr.isatty():
+        trainer.remove_callback(PrinterCallback)
+    return timer
 
 
 def step_timer():

@@ -29,15 +29,14 @@ MICRO = {
         },
         "warmup_steps": 4,
         "warmup_batch_size": 4,
-        "warmup_examples": 16,
+        "warmup_examples": 48,  # also the replay pool: sft.replay_fraction 0.25 draws from it
     },  # fmt: skip
     "model": {"max_pixels": 3136, "min_pixels": 3136},
     "trajectories": {"per_case": {1: 1, 2: 1, 3: 1}},
+    "lora": {"r": 4, "alpha": 8},
     "sft": {
         "max_steps": 2,
         "batch_size": 4,
-        "lora_r": 4,
-        "lora_alpha": 8,
         "save_steps": 1,
         "logging_steps": 1,
         "replay_fraction": 0.25,
@@ -47,8 +46,6 @@ MICRO = {
         "prompts_per_step": 2,
         "num_generations": 2,
         "max_completion_length": 12,
-        "lora_r": 4,
-        "lora_alpha": 8,
         "save_steps": 1,
         "logging_steps": 1,
     },  # fmt: skip

@@ -18,10 +18,11 @@ def _write(tmp_path: Path, mutate) -> Path:
 
 def test_shipped_params_validate_with_every_section_complete():
     p = load_params(REPO / "params.yaml", require=tuple(
-        ["demo", "data", "base_model", "model", "knowledge", "trajectories", "sft", "grpo",
-         "evaluation", "qualitative"]))  # fmt: skip
+        ["demo", "data", "base_model", "model", "knowledge", "trajectories", "lora", "sft",
+         "grpo", "evaluation", "qualitative"]))  # fmt: skip
     assert p.seed == 1234
-    assert p.sft.lora_r == 64 and p.sft.lora_alpha == 32 and p.sft.lora_dropout == 0.1
+    assert p.lora.r == 64 and p.lora.alpha == 32 and p.lora.dropout == 0.1
+    assert p.grpo_runs == {"sft_rl": "models/sft", "rl_without_sft": "models/base"}
     assert p.grpo.num_generations == 4 and p.grpo.temperature == 1.0
     assert p.grpo.loss_type == "grpo" and p.grpo.beta > 0
     assert p["grpo"]["granularity_norm"] == "sampled"
@@ -117,3 +118,21 @@ def test_wrong_types_and_choices_name_the_key_the_file_and_what_is_expected(tmp_
     p = load_params(REPO / "params.yaml")
     with pytest.raises(ValueError):  # assignments are validated too
         p.grpo.beta = "high"
+
+
+def test_grpo_runs_names_known_runs_from_the_folders_they_start_from(tmp_path):
+    def runs(value):
+        return _write(tmp_path, lambda r: r.__setitem__("grpo_runs", value))
+
+    assert load_params(runs({"sft_rl": "models/sft"})).grpo_runs == {"sft_rl": "models/sft"}
+    # listed in the order of the table, whatever the file's order
+    both = load_params(runs({"rl_without_sft": "models/base", "sft_rl": "models/sft"}))
+    assert list(both.grpo_runs) == ["sft_rl", "rl_without_sft"]
+    with pytest.raises(ParamsError, match=r"unknown run grpo_runs.sft_lr \(did you mean 'sft_rl'"):
+        load_params(runs({"sft_rl": "models/sft", "sft_lr": "models/sft"}))
+    with pytest.raises(ParamsError, match=r"grpo_runs.sft_rl = 'models/base', but .* 'models/sft'"):
+        load_params(runs({"sft_rl": "models/base"}))
+    with pytest.raises(ParamsError, match="must map run names .* include sft_rl"):
+        load_params(runs(["sft_rl"]))
+    with pytest.raises(ParamsError, match="missing section 'grpo_runs'"):
+        load_params(_write(tmp_path, lambda r: r.pop("grpo_runs")))

@@ -11,7 +11,7 @@ import pytest
 
 from skinr1.datasets import LOADERS
 from skinr1.datasets.report import main
-from skinr1.demo import write_demo
+from skinr1.embedded.demo_data import write_demo
 from skinr1.rules import load_rules
 from skinr1.taxonomy import load_taxonomy
 

@@ -14,7 +14,7 @@ from PIL import Image
 from skinr1.datasets import LOADERS, load_all
 from skinr1.datasets.dermnet import FOLDERS
 from skinr1.datasets.textbook import load_cases
-from skinr1.demo import MARKER, allocate, seven_point, write_demo
+from skinr1.embedded.demo_data import MARKER, allocate, seven_point, write_demo
 from skinr1.rules import Features, load_rules
 from skinr1.taxonomy import load_taxonomy
 
@@ -219,7 +219,7 @@ def test_seven_point_fields_follow_the_drawn_features():
 
 
 def test_interrupted_run_leaves_nothing(knowledge, tmp_path):
-    from skinr1.lesions import render
+    from skinr1.embedded.lesions import render
 
     calls = []
 
@@ -239,7 +239,7 @@ def test_interrupted_run_leaves_nothing(knowledge, tmp_path):
 def test_cli_reads_params_and_flags_override(tmp_path, capsys):
     import yaml
 
-    from skinr1.demo import main
+    from skinr1.embedded.demo_data import main
 
     raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.yaml").read_text())
     raw["seed"] = 7

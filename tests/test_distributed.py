@@ -52,7 +52,8 @@ def test_two_processes_train_sft_and_both_grpo_runs_and_the_adapters_evaluate(pr
         assert [h["step"] for h in hist] == [1, 2]
         assert "Traceback" not in log
 
-        for run, out in (("sft_rl", P.grpo.out), ("rl_without_sft", P.grpo.out_without_sft)):
+        for run in ("sft_rl", "rl_without_sft"):
+            out = P.grpo_adapter(run)
             _launch(P, "grpo", "--run", run)
             log_history = json.loads((Path(out) / "log_history.json").read_text())
             rewards = [h for h in log_history if "reward" in h]
@@ -70,7 +71,7 @@ def test_two_processes_train_sft_and_both_grpo_runs_and_the_adapters_evaluate(pr
         ]
         shutil.rmtree(run_dir / "checkpoint-2")
         _launch(P, "grpo", "--run", "rl_without_sft")
-        out = Path(P.grpo.out_without_sft)
+        out = P.grpo_adapter("rl_without_sft")
         record = json.loads((out / "skinr1.json").read_text())
         assert len(record["step_seconds"]) == 1  # this process ran one step
         log_history = json.loads((out / "log_history.json").read_text())

@@ -185,12 +185,16 @@ def test_sft_effective_batch_is_split_over_processes():
 
 
 def test_vllm_and_unsloth_adapt_the_language_layers_only(tmp_path):
-    from skinr1.grpo import targets
-    from skinr1.sft import DEFAULT_TARGETS, LANGUAGE_TARGETS
+    from skinr1.grpo import language_only
+    from skinr1.training import DEFAULT_TARGETS, LANGUAGE_TARGETS, lora_config
 
-    assert targets(_params(tmp_path).grpo) is None  # lora_config falls back to DEFAULT_TARGETS
+    def targets(**grpo):
+        P = _params(tmp_path, grpo=grpo)
+        return lora_config(P.lora, language_only=language_only(P.grpo)).target_modules
+
     assert "visual" in DEFAULT_TARGETS and "visual" not in LANGUAGE_TARGETS
-    assert targets(_params(tmp_path, grpo={"use_vllm": True}).grpo) == LANGUAGE_TARGETS
-    assert targets(_params(tmp_path, grpo={"engine": "unsloth"}).grpo) == LANGUAGE_TARGETS
-    own = _params(tmp_path, grpo={"use_vllm": True, "target_modules": ["q_proj"]}).grpo
-    assert targets(own) == ["q_proj"]
+    assert targets() == DEFAULT_TARGETS  # SFT's targets: language layers and merger
+    assert targets(use_vllm=True) == LANGUAGE_TARGETS
+    assert targets(engine="unsloth") == LANGUAGE_TARGETS
+    P = _params(tmp_path, lora={"target_modules": ["q_proj", "v_proj"]})
+    assert lora_config(P.lora, language_only=True).target_modules == {"q_proj", "v_proj"}

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from skinr1 import lesions
-from skinr1.lesions import MODALITIES, VOCABULARY, render, skin_rgb
+from skinr1.embedded import lesions
+from skinr1.embedded.lesions import MODALITIES, VOCABULARY, render, skin_rgb
 from skinr1.rules import Features, load_rules, load_vocabulary
 from skinr1.taxonomy import KNOWLEDGE_DIR, load_taxonomy
 

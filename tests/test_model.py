@@ -1,12 +1,12 @@
 import pytest
 
-from skinr1.model import (
+from skinr1.embedded.tiny_model import (
     SPECIAL_TOKENS,
     TAG_TOKENS,
     TinyConfig,
     build_tiny_model,
-    check_model_source,
 )
+from skinr1.model import check_model_source
 
 pytestmark = pytest.mark.slow
 

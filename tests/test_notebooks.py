@@ -26,43 +26,106 @@ def test_source_notebooks_carry_no_outputs(nb):
             assert cell["outputs"] == [] and cell["execution_count"] is None, nb.name
 
 
-@pytest.mark.slow
-def test_all_notebooks_execute_in_order_at_micro_scale(project_copy):
-    import papermill as pm
+def _dvc(repo: Path, *args: str) -> str:
+    import subprocess
+    import sys
 
-    cwd = os.getcwd()
-    os.chdir(project_copy)
-    (project_copy / "reports").mkdir(exist_ok=True)
-    try:
-        for nb in NOTEBOOKS:
-            pm.execute_notebook(str(nb), str(project_copy / "reports" / nb.name), kernel_name="python3",
-                                parameters={"params_file": str(project_copy / "params.yaml")},
-                                progress_bar=False)  # fmt: skip
-    finally:
-        os.chdir(cwd)
-    p = project_copy
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"dvc {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _git(repo: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                   check=True, capture_output=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_notebooks_and_an_experiment_at_micro_scale(tmp_path):
+    """As a user runs it: `dvc repro` on the shipped dvc.yaml (micro params), then one
+    experiment with `dvc exp run -S`, compared by `dvc exp show`; curves by `dvc plots show`."""
+    import shutil
+
+    from conftest import micro_params
+
+    repo = tmp_path / "repo"
+    for item in ("dvc.yaml", "notebooks", "skinr1", "configs"):
+        copy = shutil.copytree if (REPO / item).is_dir() else shutil.copy
+        copy(REPO / item, repo / item)
+    micro_params(repo)
+    (repo / ".gitignore").write_text("__pycache__/\nmodels/checkpoints/\n")
+    _git(repo, "init", "-q")
+    _dvc(repo, "init", "-q")
+    _dvc(repo, "repro")
+    assert "up to date" in _dvc(repo, "status")
+    p = repo
     knowledge = json.loads((p / "metrics/knowledge.json").read_text())
     assert knowledge["nodes"] > 100 and knowledge["rules"] == knowledge["nodes"]
     assert (p / "data/skinrationale/dataset").is_dir()
-    assert (p / "plots/sft_loss.csv").read_text().startswith("step,loss")
-    assert (
-        (p / "plots/grpo_rewards.csv")
-        .read_text()
-        .startswith("run,step,reward,format,granularity,malignancy")
-    )
     metrics = json.loads((p / "metrics/metrics.json").read_text())
     assert set(metrics) == {"disease", "lesion", "ddx", "hierarchical", "ood"}
-    assert set(metrics["disease"]) == {"base", "sft", "rl_without_sft", "sft_rl"}
-    assert "avg_f1" in metrics["lesion"]["sft_rl"]
+    models = {"base", "sft", "rl_without_sft", "sft_rl"}
+    assert set(metrics["disease"]) == models and "avg_f1" in metrics["lesion"]["sft_rl"]
     records = [
         json.loads(line) for line in (p / "data/eval_records.jsonl").read_text().splitlines()
     ]
     pairs = Counter((r["model"], r["set"]) for r in records)
     # evaluation.max_samples = 3 questions per set, answered by each of the four models
-    assert set(pairs) == {(m, s) for m in metrics["disease"] for s in metrics}
+    assert set(pairs) == {(m, s) for m in models for s in metrics}
     assert all(1 <= n <= 3 for n in pairs.values())
     assert all(r["strict"] in (None, *"ABCDEFGHIJ") for r in records)
-    assert (p / "reports/06_qualitative_cases.ipynb").exists()
+    reports = sorted(x.name for x in (p / "reports").glob("*.ipynb"))
+    assert reports == ["01_taxonomy_ddx.ipynb", "02_trajectory_synthesis.ipynb", "03_sft.ipynb",
+                       "04_grpo_rl_without_sft.ipynb", "04_grpo_sft_rl.ipynb",
+                       "05_evaluation.ipynb", "06_qualitative_cases.ipynb"]  # fmt: skip
+    for name in reports:  # no progress bars or per-step log dicts in the supplement
+        text = json.dumps(json.loads((p / "reports" / name).read_text())["cells"])
+        assert "it/s]" not in text and "s/it]" not in text and "{'loss':" not in text, name
+    # model cards beside the adapters (PEFT's front matter) and with metrics after evaluation
+    card = (p / "models/grpo/sft_rl/README.md").read_text()
+    assert card.startswith("---\nbase_model: models/base\n") and "library_name: peft" in card
+    assert "grpo:" in card and "multiple-choice questions:" in card
+    assert "| disease_acc |" in (p / "metrics/cards/sft_rl.md").read_text()
+
+    # `dvc metrics show`: one row per model, a few columns
+    shown = json.loads(_dvc(repo, "metrics", "show", "--json"))
+    (rev,) = shown
+    files = rev["data"]["metrics/headline"]["data"] if "metrics/headline" in rev["data"] else None
+    rows = {k: v for k, v in rev["data"].items()}
+    assert files is None and {f"metrics/headline/{m}.json" for m in models} <= set(rows)
+    assert set(rows["metrics/headline/sft_rl.json"]["data"]) >= {"disease_acc", "lesion_f1",
+                                                                "ood_acc", "disease_invalid"}  # fmt: skip
+    # `dvc plots show` draws the DVCLive curves dvc.yaml declares
+    plots = json.loads(_dvc(repo, "plots", "show", "--json"))
+    drawn = {k for k, v in plots.items() if isinstance(v, list) and v}
+    assert {"SFT loss", "GRPO total reward (Fig. 2)", "GRPO KL to the reference"} <= drawn
+
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "baseline")
+    _dvc(repo, "exp", "run", "-S", "grpo.max_steps=3")
+    exps = json.loads(_dvc(repo, "exp", "show", "--json"))
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            data = node.get("data") if isinstance(node.get("data"), dict) else None
+            if data and "params" in data:
+                steps = data["params"]["params.yaml"]["data"]["grpo"]["max_steps"]
+                found[steps] = data.get("metrics", {})
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(exps)
+    assert set(found) >= {2, 3}, found.keys()
+    assert "metrics/headline/sft_rl.json" in found[3]
+    curve = (repo / "plots/grpo/sft_rl/plots/metrics/reward.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in curve] == ["step", "1", "2", "3"]
 
 
 def test_notebook_code_is_ruff_clean():

@@ -63,7 +63,7 @@ def test_shipped_overlay_gives_the_merge_validates_and_keeps_comments(shipped, t
     assert p.grpo.learning_rate == 1e-5 and isinstance(p.grpo.learning_rate, float)
     assert p.sft.learning_rate == 3e-5 and isinstance(p.sft.learning_rate, float)
     assert p.sft.batch_size == 16 and p.sft.epochs == 4 and p.sft.max_steps == -1
-    assert p.sft.trajectory_types == [1, 2, 3] and p.sft.modules_to_save == []
+    assert p.sft.trajectory_types == [1, 2, 3] and p.lora.modules_to_save == []
     assert p.grpo.num_generations == 4 and p.grpo.temperature == 1.0 and p.grpo.epochs == 1
     assert p.grpo.prompts_per_step == 16 and p.grpo.max_steps == -1
     assert p.grpo.vllm_max_model_length == 4096 and p.grpo.max_completion_length == 1024

@@ -41,7 +41,7 @@ def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
         Path("params.yaml").write_text(yaml.safe_dump(deep_merge(deep_merge(micro, paper), SWAP)))
         P = load_params("params.yaml")
         assert P.model.prompt_style == "paper" and P.sft.rationale == "full"
-        assert P.sft.trajectory_types == [1, 2, 3] and P.sft.modules_to_save == []
+        assert P.sft.trajectory_types == [1, 2, 3] and P.lora.modules_to_save == []
         assert (P.sft.batch_size, P.grpo.prompts_per_step, P.grpo.num_generations) == (16, 16, 4)
         assert P.grpo.sft_init == "merge"
 
@@ -53,7 +53,7 @@ def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
         assert sft["r"] == 64 and sft["lora_alpha"] == 32 and not sft["modules_to_save"]
         for run in ("sft_rl", "rl_without_sft"):
             run_stage(P, grpo, "params.yaml", "--run", run)
-        out = Path(P.grpo.out)
+        out = P.grpo_adapter("sft_rl")
         assert json.loads((out / "skinr1.json").read_text())["merged"] == [P.sft.out]
         log = json.loads((out / "log_history.json").read_text())
         assert [h["step"] for h in log if "reward" in h] == [1, 2]

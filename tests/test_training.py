@@ -34,26 +34,35 @@ def _sft_dataset(P):
 
 
 def test_sft_trains_saves_an_adapter_and_resumes(stage):
+    from skinr1.curves import read_curves
     from skinr1.sft import train_sft
 
     P = stage
     ds, rules = _sft_dataset(P)
-    hist = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"), out_dir=Path(P.sft.out),
-                     rulebook=rules)  # fmt: skip
+    hist = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed,
+                     run_dir=Path("ck/sft"), out_dir=Path(P.sft.out), curves_dir=Path("live"))  # fmt: skip
     assert [h["step"] for h in hist] == [1, 2] and all(h["loss"] > 0 for h in hist)
     out = Path(P.sft.out)
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
     cfg = json.loads((out / "adapter_config.json").read_text())
-    assert cfg["r"] == P.sft.lora_r and cfg["lora_alpha"] == P.sft.lora_alpha
+    assert cfg["r"] == P.lora.r and cfg["lora_alpha"] == P.lora.alpha
     assert set(cfg["modules_to_save"]) == {"embed_tokens", "lm_head"}
     assert not Path(str(out) + ".partial").exists()
     # A longer run with the same checkpoints resumes at step 2 instead of starting over.
     P.sft.max_steps = 3
-    hist = train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
-                     out_dir=out, rulebook=rules)  # fmt: skip
+    first = read_curves("live")
+    (Path("live") / "plots/metrics/loss.tsv").open("a").write("9\t1.0\n")  # logged after the
+    # last checkpoint by an interrupted run: the resumed run's curve must not keep it
+    hist = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed,
+                     run_dir=Path("ck/sft"), out_dir=out, curves_dir=Path("live"))  # fmt: skip
     assert [h["step"] for h in hist] == [1, 2, 3]
     log = json.loads((out / "log_history.json").read_text())
     assert log[-1]["step"] == 3
+    # DVCLive's curve: one row per logged step, the resumed run's too, the first two unchanged
+    curve = read_curves("live")
+    assert curve.step.tolist() == [1, 2, 3]
+    assert curve.loss.tolist() == [h["loss"] for h in hist]
+    assert curve.loss.tolist()[:2] == first.loss.tolist()
 
 
 def test_replay_mixes_the_requested_share_without_diagnosis_names(stage):
@@ -61,60 +70,55 @@ def test_replay_mixes_the_requested_share_without_diagnosis_names(stage):
 
     P = stage
     ds, rules = _sft_dataset(P)
-    mixed = with_replay(ds, rules, fraction=0.25, seed=1, image_size=56, prompt_style="compact")
+    mixed = with_replay(ds, P.model.base, fraction=0.25, seed=1)
     replay = [r for r in mixed if r["type"] == 0]
-    assert len(replay) == round(len(ds) * 0.25 / 0.75)
+    assert len(replay) == round(len(ds) * 0.25 / 0.75) == 12
+    assert len(mixed) == len(ds) + 12
     names = {n for n in rules.rules}
     for r in replay:
         text = r["completion"][0]["content"][0]["text"]
         assert not any(f" {n}." in text or f">{n}<" in text for n in names)
+    with pytest.raises(ValueError, match="needs 108 replay rows.*raise base_model.warmup_examples"):
+        with_replay(ds, P.model.base, fraction=0.75, seed=1)
+    with pytest.raises(FileNotFoundError, match="has no warmup_data/.*set sft.replay_fraction: 0"):
+        with_replay(ds, "elsewhere", fraction=0.25, seed=1)
 
 
 def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
+    from skinr1.curves import curve_values
     from skinr1.datasets.selection import load_configured, split_samples
     from skinr1.ddx import load_ddx
-    from skinr1.grpo import reward_curve, rl_dataset, train_grpo
+    from skinr1.grpo import rl_dataset, train_grpo
     from skinr1.mcq import build_question_set
     from skinr1.sft import train_sft
     from skinr1.taxonomy import load_taxonomy
 
     P = stage
     ds, rules = _sft_dataset(P)
-    train_sft(
-        P.model,
-        P.sft,
-        ds,
-        compute=P.compute,
-        seed=P.seed,
-        run_dir=Path("ck/sft"),
-        out_dir=Path(P.sft.out),
-        rulebook=rules,
-    )
+    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+              out_dir=Path(P.sft.out))  # fmt: skip
     tax = load_taxonomy()
     res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
     qs, _ = build_question_set(
         split_samples(res, "train")[:8], "disease", tax, load_ddx(tax), P.seed
     )
     rl = rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
-    for adapter, out in ((P.sft.out, P.grpo.out), (None, P.grpo.out_without_sft)):
-        hist = train_grpo(P.model, P.grpo, rl, compute=P.compute, adapter=adapter, seed=P.seed, run_dir=Path("ck") / Path(out).name,
-                          out_dir=Path(out))  # fmt: skip
+    for adapter, run in ((P.sft.out, "sft_rl"), (None, "rl_without_sft")):
+        out = P.grpo_adapter(run)
+        hist = train_grpo(P.model, P.grpo, P.lora, rl, compute=P.compute, adapter=adapter,
+                          seed=P.seed, run_dir=Path("ck") / run, out_dir=out)  # fmt: skip
         assert [h["step"] for h in hist] == [1, 2]
-        rows = reward_curve(hist, "run", P.grpo.rewards)
-        for r in rows:  # Eq. 5: the total is the sum of the three terms, each within its range
-            assert r["reward"] == pytest.approx(
-                r["format"] + r["granularity"] + r["malignancy"], abs=1e-6
-            )
-            assert (
-                0 <= r["format"] <= 1
-                and 0 <= r["granularity"] <= 0.75
-                and 0 <= r["malignancy"] <= 0.25
-            )
+        for h in hist:  # Eq. 5: the total is the sum of the three terms, each within its range
+            r = curve_values(h)
+            assert {"reward", "kl", "completion_length"} <= set(r)
+            terms = r["reward_format"], r["reward_granularity"], r["reward_malignancy"]
+            assert r["reward"] == pytest.approx(sum(terms), abs=1e-6)
+            assert 0 <= terms[0] <= 1 and 0 <= terms[1] <= 0.75 and 0 <= terms[2] <= 0.25
         assert (Path(out) / "adapter_model.safetensors").exists()
     # KL to the SFT policy needs beta > 0: the paper's setting is enforced.
     P.grpo.beta = 0.0
     with pytest.raises(ValueError, match="grpo.beta must be > 0"):
-        train_grpo(P.model, P.grpo, rl, compute=P.compute, adapter=None, seed=P.seed,
+        train_grpo(P.model, P.grpo, P.lora, rl, compute=P.compute, adapter=None, seed=P.seed,
                    run_dir=Path("ck/x"), out_dir=Path("x"))  # fmt: skip
 
 
@@ -148,8 +152,8 @@ def test_kl_reference_is_the_sft_policy_when_continuing_and_when_merging(stage):
 
     P = stage
     ds, rules = _sft_dataset(P)
-    train_sft(P.model, P.sft, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
-              out_dir=Path(P.sft.out), rulebook=rules)  # fmt: skip
+    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+              out_dir=Path(P.sft.out))  # fmt: skip
     tax = load_taxonomy()
     res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
     qs, _ = build_question_set(split_samples(res, "train")[:4], "disease", tax, load_ddx(tax), 1)
@@ -157,7 +161,7 @@ def test_kl_reference_is_the_sft_policy_when_continuing_and_when_merging(stage):
     P.grpo.max_steps = 1
     sft_file = load_file(str(Path(P.sft.out) / "adapter_model.safetensors"))
 
-    trainer = build_trainer(P.model, P.grpo, P.compute, rl, adapter=P.sft.out, seed=P.seed,
+    trainer = build_trainer(P.model, P.grpo, P.lora, P.compute, rl, adapter=P.sft.out, seed=P.seed,
                             run_dir=Path("ck/cont"))  # fmt: skip
     assert reference_of(trainer) == "frozen copy of the starting adapter ('ref')"
     trainer.train()
@@ -168,7 +172,7 @@ def test_kl_reference_is_the_sft_policy_when_continuing_and_when_merging(stage):
     assert any(not torch.equal(moved[k], sft_file[k]) for k in sft_file)
 
     P.grpo.sft_init = "merge"
-    trainer = build_trainer(P.model, P.grpo, P.compute, rl, adapter=P.sft.out, seed=P.seed,
+    trainer = build_trainer(P.model, P.grpo, P.lora, P.compute, rl, adapter=P.sft.out, seed=P.seed,
                             run_dir=Path("ck/merge"), merged_dir=Path("ck/merged"))  # fmt: skip
     assert reference_of(trainer).endswith("ck/merged")
     trainer.train()

@@ -4,7 +4,7 @@
 PAD-UFES-20/, BCN20000/, derm12345/, derm7pt/, dermnet/, OmniMedVQA/ and textbook/ under DIR,
 each with the real file names, headers, quoting, folder nesting and file-name patterns
 (as the loaders in ``skinr1/datasets/`` document them), so the pipeline reads
-demo and real downloads through the same loaders. Images come from ``skinr1.lesions.render``
+demo and real downloads through the same loaders. Images come from ``skinr1.embedded.lesions.render``
 with the features of the node a raw label maps to, so a label and its picture agree.
 
 Class balance follows the real datasets' label counts, with a floor per label so rare classes
@@ -1160,7 +1160,7 @@ def write_demo(
     if image_size < 16:
         raise ValueError(f"image_size={image_size}: must be at least 16 pixels")
     if render is None:
-        from skinr1.lesions import render
+        from skinr1.embedded.lesions import render
     root = Path(root)
     params = {
         "version": DEMO_VERSION,
