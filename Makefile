@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 PIP_EXTRA := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast lint lab supplement clean-reports
+.PHONY: setup repro test test-fast lint lab supplement
 setup: $(STAMP)
 
 $(STAMP):

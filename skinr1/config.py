@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 
 class ParamsError(ValueError):
@@ -64,6 +64,12 @@ class ComputeParams(Section):
     num_processes: int  # > 1: `accelerate launch`, one process per GPU (or CPU process)
     accelerate_config: str
     mixed_precision: Literal["no", "bf16", "fp16"]
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _unquoted_no(cls, value: Any) -> Any:
+        # `no` unquoted is false to YAML 1.1 (PyYAML), and `dvc exp run -S` writes it unquoted
+        return "no" if value is False else value
 
 
 class KnowledgeParams(Section):

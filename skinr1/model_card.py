@@ -82,7 +82,7 @@ def render(P: Params, model: str, adapter: Path | str,
     ]  # fmt: skip
     if metrics:
         lines += ["Headline metrics on the held-out test splits (strict answer extraction; "
-                  "intervals and n in the evaluation report):", "",
+                  "per dataset in the evaluation report):", "",
                   "| metric | value |", "|---|---|",
                   *(f"| {k} | {v:.4f} |" for k, v in metrics.items()), ""]  # fmt: skip
     else:

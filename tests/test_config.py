@@ -136,3 +136,15 @@ def test_grpo_runs_names_known_runs_from_the_folders_they_start_from(tmp_path):
         load_params(runs(["sft_rl"]))
     with pytest.raises(ParamsError, match="missing section 'grpo_runs'"):
         load_params(_write(tmp_path, lambda r: r.pop("grpo_runs")))
+
+
+def test_mixed_precision_no_unquoted_reads_as_no(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml with `mixed_precision: no` unquoted, which
+    PyYAML reads as False; it means "no", any other boolean is refused."""
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text().replace('mixed_precision: "no"',
+                                                               "mixed_precision: no"))  # fmt: skip
+    assert load_params(path).compute.mixed_precision == "no"
+    path.write_text(path.read_text().replace("mixed_precision: no", "mixed_precision: yes"))
+    with pytest.raises(ParamsError, match="compute.mixed_precision = True is not one of 'no'"):
+        load_params(path)
