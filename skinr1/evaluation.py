@@ -185,6 +185,9 @@ def summarise(records: list[dict], *, with_f1: bool = False) -> dict:
     if with_f1:
         f1s = [v["f1"] for v in out["per_dataset"].values()]
         out["avg_f1"] = sum(f1s) / len(f1s) if f1s else float("nan")
+        # the paper's Avg. columns weight each dataset by its test size
+        out["wavg_f1"] = sum(v["f1"] * v["n"] for v in out["per_dataset"].values()) / len(records)
+    # weighted by test size, the mean accuracy over datasets is the pooled accuracy
     out["pooled_acc"] = accuracy(records)
     out["invalid_rate"] = invalid_rate(records)
     out["answer_distribution"] = dict(Counter(r["strict"] or "invalid" for r in records))
@@ -192,7 +195,8 @@ def summarise(records: list[dict], *, with_f1: bool = False) -> dict:
 
 
 def table(summaries: dict[str, dict], *, metric: str = "acc", datasets: list[str] | None = None):
-    """Rows = models, columns = datasets + Avg, laid out like Tables 2-5."""
+    """Rows = models, columns = datasets, the mean over datasets ("Avg.") and the mean weighted
+    by test size as the paper's tables compute it ("Avg. (weighted)"), laid out like Tables 2-5."""
     import pandas as pd
 
     cols = datasets or sorted({d for s in summaries.values() for d in s["per_dataset"]})
@@ -200,6 +204,7 @@ def table(summaries: dict[str, dict], *, metric: str = "acc", datasets: list[str
     for model, s in summaries.items():
         row = {d: s["per_dataset"].get(d, {}).get(metric, float("nan")) for d in cols}
         row["Avg."] = s[f"avg_{metric}"]
+        row["Avg. (weighted)"] = s["pooled_acc"] if metric == "acc" else s[f"wavg_{metric}"]
         rows[MODEL_LABELS.get(model, model)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -273,11 +278,127 @@ def metrics_of(summaries: dict[str, dict[str, dict]]) -> dict:
     return {
         kind: {m: {"avg_acc": s["avg_acc"], "pooled_acc": s["pooled_acc"],
                    "invalid_rate": s["invalid_rate"],
-                   **({"avg_f1": s["avg_f1"]} if "avg_f1" in s else {}),
+                   **({"avg_f1": s["avg_f1"], "wavg_f1": s["wavg_f1"]} if "avg_f1" in s else {}),
                    "per_dataset": {d: v["acc"] for d, v in s["per_dataset"].items()}}
                for m, s in v.items()}
         for kind, v in summaries.items()
     }  # fmt: skip
+
+
+def paired_answers(records: list[dict], kind: str) -> dict[str, dict[str, dict]]:
+    """model -> question id -> record for one set; every model must answer the same questions."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in records:
+        if r["set"] == kind:
+            out.setdefault(r["model"], {})[r["id"]] = r
+    ids = [set(v) for v in out.values()]
+    if ids and any(i != ids[0] for i in ids):
+        raise ValueError(f"set {kind!r}: the models answered different questions; rerun evaluate")
+    return out
+
+
+def intervals_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> dict:
+    """Per set and model: pooled and dataset-averaged accuracy and the invalid rate, each with
+    its 95% stratified-bootstrap interval over the set's questions (the seed is params.yaml's)."""
+    from skinr1.intervals import accuracy_ci
+
+    out: dict = {}
+    for kind in dict.fromkeys(r["set"] for r in records):
+        for model, answers in paired_answers(records, kind).items():
+            rows = [answers[i] for i in sorted(answers)]
+            ds = [r["dataset"] for r in rows]
+            acc = accuracy_ci([r["correct"] for r in rows], ds, seed=seed, n_boot=n_boot)
+            inv = accuracy_ci([r["invalid"] for r in rows], ds, seed=seed, n_boot=n_boot)
+            out.setdefault(kind, {})[model] = {"acc": acc["pooled"], "avg_acc": acc["avg"],
+                                               "invalid_rate": inv["pooled"]}  # fmt: skip
+    return out
+
+
+# The orderings the paper reports (§4, Tables 2-5, Fig. 3): (claim, set, metric, a, b, direction,
+# b's set when it differs). Direction 1: a > b; -1: a < b.
+CLAIMS = [
+    ("SFT beats the base model", "disease", "acc", "sft", "base", 1, None),
+    ("RL after SFT adds to SFT", "disease", "acc", "sft_rl", "sft", 1, None),
+    ("SFT+RL beats RL without SFT", "disease", "acc", "sft_rl", "rl_without_sft", 1, None),
+    ("RL without SFT beats the base model", "disease", "acc", "rl_without_sft", "base", 1, None),
+    ("SFT lowers the invalid-answer rate", "disease", "invalid_rate", "sft", "base", -1, None),
+    ("SFT+RL beats the base model on lesion condition", "lesion", "acc", "sft_rl", "base", 1, None),
+    ("SFT+RL beats the base model out of distribution", "ood", "acc", "sft_rl", "base", 1, None),
+    ("DDx questions are harder than in-distribution ones (SFT+RL)", "ddx", "acc", "sft_rl",
+     "sft_rl", -1, "disease"),
+    ("Hierarchical questions are harder than in-distribution ones (SFT+RL)", "hierarchical", "acc",
+     "sft_rl", "sft_rl", -1, "disease"),
+]  # fmt: skip
+
+
+def claims_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> list[dict]:
+    """Each of ``CLAIMS`` measured: the two values, their difference with its 95% bootstrap
+    interval (paired over the same questions, with McNemar's p; unpaired across two sets), n,
+    and whether it holds (the interval excludes zero in the paper's direction). A claim whose
+    models or sets were not evaluated is listed with ``holds: false`` and the reason."""
+    from skinr1.intervals import holds, paired_difference, unpaired_difference
+
+    out = []
+    for claim, kind, metric, a, b, direction, other in CLAIMS:
+        entry = {"claim": claim, "set": kind if other is None else f"{kind} vs {other}",
+                 "metric": metric, "model_a": a, "model_b": b}  # fmt: skip
+        ans_a = paired_answers(records, kind).get(a)
+        ans_b = paired_answers(records, other or kind).get(b)
+        if not ans_a or not ans_b:
+            missing = f"{a} on {kind}" if not ans_a else f"{b} on {other or kind}"
+            out.append({**entry, "a": None, "b": None, "diff": None, "ci_low": None,
+                        "ci_high": None, "p_value": None, "n": 0, "holds": False,
+                        "note": f"not evaluated: {missing}"})  # fmt: skip
+            continue
+        key = "invalid" if metric == "invalid_rate" else "correct"
+        xa = [ans_a[i][key] for i in sorted(ans_a)]
+        xb = [ans_b[i][key] for i in sorted(ans_b)]
+        if other is None:
+            d = paired_difference(xa, xb, [ans_a[i]["dataset"] for i in sorted(ans_a)], seed=seed,
+                                  n_boot=n_boot)  # fmt: skip
+        else:
+            d = unpaired_difference(xa, xb, seed=seed, n_boot=n_boot)
+        out.append({**entry, "a": sum(xa) / len(xa), "b": sum(xb) / len(xb), "diff": d["value"],
+                    "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": d["p_value"],
+                    "n": d["n"], "holds": holds(d, direction),
+                    **({} if d["informative"] else {"note": "too few questions for an interval"})})  # fmt: skip
+    return out
+
+
+def interval_table(metrics: dict, key: str = "acc"):
+    """Rows = models, columns = sets: ``value [low, high]`` of each set's pooled accuracy (or
+    ``key`` = ``invalid_rate``) with its 95% interval, and n per set in the column name."""
+    import pandas as pd
+
+    cols = {}
+    for kind, per_model in metrics.items():
+        some = next(iter(per_model.values()))
+        name = f"{kind} (n={some['ci'][key]['n']})"
+        cols[name] = {MODEL_LABELS.get(m, m): f"{v['ci'][key]['value']:.3f} "
+                      f"[{v['ci'][key]['ci_low']:.3f}, {v['ci'][key]['ci_high']:.3f}]"
+                      for m, v in per_model.items()}  # fmt: skip
+    return pd.DataFrame(cols)
+
+
+def claims_table(claims: list[dict]):
+    """The claims as a table: values, difference [95% interval], McNemar p, n, verdict."""
+    import pandas as pd
+
+    rows = []
+    for c in claims:
+        if c["diff"] is None:
+            rows.append({"claim": c["claim"], "set": c["set"], "difference [95% CI]": "",
+                         "p (McNemar)": "", "n": 0, "verdict": c["note"]})  # fmt: skip
+            continue
+        verdict = "holds" if c["holds"] else "no difference shown" if c["ci_low"] <= 0 <= c[
+            "ci_high"] else "the opposite holds"  # fmt: skip
+        rows.append({
+            "claim": c["claim"], "set": c["set"], "a": round(c["a"], 3), "b": round(c["b"], 3),
+            "difference [95% CI]": f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]",
+            "p (McNemar)": "" if c["p_value"] is None else f"{c['p_value']:.3g}", "n": c["n"],
+            "verdict": verdict + (f" ({c['note']})" if c.get("note") else ""),
+        })  # fmt: skip
+    return pd.DataFrame(rows).set_index("claim")
 
 
 HEADLINE = {  # name -> (set, key) in metrics.json
@@ -302,8 +423,9 @@ def headline(metrics: dict) -> dict[str, dict[str, float]]:
 def run(P: Params) -> list[dict]:
     """Stage 05 as notebook 05 and ``python -m skinr1 evaluate`` run it: every model answers
     every set (questions split over the processes, answers gathered in order), then
-    ``data/eval_records.jsonl``, ``<evaluation.out>/metrics.json`` (everything, nested) and
-    ``<evaluation.out>/headline/<model>.json`` on the main process."""
+    ``data/eval_records.jsonl``, ``<evaluation.out>/metrics.json`` (everything, nested, with 95%
+    intervals), ``claims.json`` (the paper's orderings, tested), ``headline/<model>.json`` and
+    ``cards/<model>.md`` on the main process."""
     import json
     import shutil
     from pathlib import Path
@@ -349,7 +471,12 @@ def run(P: Params) -> list[dict]:
                 fh.write(json.dumps(r) + "\n")
         Path(E.out).mkdir(exist_ok=True)
         metrics = metrics_of(summaries_of(records))
+        for kind, per_model in intervals_of(records, seed=P.seed).items():
+            for model, ci in per_model.items():
+                metrics[kind][model]["ci"] = ci
         Path(E.out, "metrics.json").write_text(json.dumps(metrics, indent=1))
+        claims = claims_of(records, seed=P.seed)
+        Path(E.out, "claims.json").write_text(json.dumps(claims, indent=1))
         shutil.rmtree(Path(E.out, "headline"), ignore_errors=True)  # no row of a dropped model
         Path(E.out, "headline").mkdir()
         shutil.rmtree(Path(E.out, "cards"), ignore_errors=True)

@@ -46,7 +46,13 @@ def test_summarise_averages_datasets_unweighted_and_tables_like_the_paper():
     assert s["pooled_acc"] == pytest.approx(3 / 5)
     assert s["answer_distribution"] == {"A": 3, "invalid": 1, "B": 1}
     t = table({"base": s, "sft_rl": summarise(RECORDS[:1])})
-    assert list(t.columns) == ["HAM10000", "PAD-UFES-20", "Avg."]
+    assert list(t.columns) == ["HAM10000", "PAD-UFES-20", "Avg.", "Avg. (weighted)"]
+    # the paper's Avg. weighs each dataset by its test size: for accuracy, the pooled accuracy
+    assert t.loc["Base (no fine-tuning)", "Avg. (weighted)"] == pytest.approx(3 / 5)
+    f1 = s["per_dataset"]
+    assert s["wavg_f1"] == pytest.approx(
+        (3 * f1["HAM10000"]["f1"] + 2 * f1["PAD-UFES-20"]["f1"]) / 5
+    )
     assert list(t.index) == ["Base (no fine-tuning)", "Skin-R1 (SFT + RL)"]
     assert math.isnan(t.loc["Skin-R1 (SFT + RL)", "PAD-UFES-20"])
 

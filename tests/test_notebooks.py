@@ -175,15 +175,18 @@ def test_the_params_file_named_is_the_one_used(project_copy):
                                                            "value": str(other.resolve())}  # fmt: skip
 
 
-def test_supplement_renders_the_six_reports_with_an_ordered_index(tmp_path):
+def test_supplement_renders_the_reports_with_an_ordered_index(tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("supplement", REPO / "tools" / "supplement.py")
     supplement = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(supplement)
     paths = supplement.render(REPO / "reports", tmp_path)
-    assert [p.name for p in paths] == ["index.html", *(f"{n.stem}.html" for n in NOTEBOOKS)]
+    stems = ["01_taxonomy_ddx", "02_trajectory_synthesis", "03_sft", "04_grpo_sft_rl",
+             "04_grpo_rl_without_sft", "05_evaluation", "06_qualitative_cases"]  # fmt: skip
+    assert [p.name for p in paths] == ["index.html", *(f"{s}.html" for s in stems)]
     index = (tmp_path / "index.html").read_text()
-    links = [index.index(f'href="{n.stem}.html"') for n in NOTEBOOKS]
+    links = [index.index(f'href="{s}.html"') for s in stems]
     assert links == sorted(links) and "01 · Taxonomy tree" in index
+    assert "GRPO (run sft_rl)" in index and "GRPO (run rl_without_sft)" in index
     assert "Supervised fine-tuning" in (tmp_path / "03_sft.html").read_text()

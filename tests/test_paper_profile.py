@@ -55,6 +55,16 @@ def test_paper_profile_runs_every_stage_on_the_tiny_model(project_copy):
             run_stage(P, grpo, "params.yaml", "--run", run)
         out = P.grpo_adapter("sft_rl")
         assert json.loads((out / "skinr1.json").read_text())["merged"] == [P.sft.out]
+        # The model card tells a PEFT user how to load it: merge the SFT adapter, then this one.
+        card = (out / "README.md").read_text()
+        assert "library_name: peft" in card and "sft_init: merge" in card
+        code = card.split("```python\n")[1].split("```")[0]
+        assert f"PeftModel.from_pretrained(model, {P.sft.out!r}).merge_and_unload()" in code
+        scope: dict = {}
+        exec(code, scope)
+        from peft import PeftModel
+
+        assert isinstance(scope["model"], PeftModel)
         log = json.loads((out / "log_history.json").read_text())
         assert [h["step"] for h in log if "reward" in h] == [1, 2]
 

@@ -12,13 +12,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def title(notebook: Path) -> str:
-    """The notebook's first Markdown heading."""
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+    """The notebook's first Markdown heading, with the GRPO run it executed (notebook 04 runs
+    once per run, with the papermill parameter ``run``)."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    run = nb.get("metadata", {}).get("papermill", {}).get("parameters", {}).get("run")
+    suffix = f" (run {run})" if run else ""
+    for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
             for line in "".join(cell["source"]).splitlines():
                 if line.startswith("#"):
-                    return line.lstrip("#").strip()
-    return notebook.stem
+                    return line.lstrip("#").strip() + suffix
+    return notebook.stem + suffix
 
 
 def render(reports: Path, out: Path) -> list[Path]:
@@ -26,7 +30,8 @@ def render(reports: Path, out: Path) -> list[Path]:
     import nbformat
     from nbconvert import HTMLExporter
 
-    notebooks = sorted(reports.glob("0*.ipynb"))
+    # In pipeline order; notebook 04's Skin-R1 run before its ablation.
+    notebooks = sorted(reports.glob("0*.ipynb"), key=lambda p: (p.stem[:2], "without" in p.stem))
     if not notebooks:
         raise FileNotFoundError(f"no executed notebooks in {reports}; run `dvc repro` first")
     out.mkdir(parents=True, exist_ok=True)

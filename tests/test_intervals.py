@@ -1,0 +1,98 @@
+"""Bootstrap intervals and McNemar's test, on answers whose statistics are known exactly."""
+
+import pytest
+
+from skinr1.intervals import (
+    accuracy_ci,
+    holds,
+    mcnemar_p,
+    paired_difference,
+    unpaired_difference,
+)
+
+
+def test_mcnemar_exact_p_values():
+    assert mcnemar_p([True] * 13 + [False] * 13, [False] * 13 + [True] * 13) == 1.0
+    # 6 discordant pairs all one way: 2 x (1/2)^6
+    assert mcnemar_p([True] * 6 + [False] * 4, [False] * 6 + [False] * 4) == pytest.approx(2 / 64)
+    # 2 vs 8 discordant: 2 x (C(10,0) + C(10,1) + C(10,2)) / 2^10
+    a = [True] * 2 + [False] * 8 + [True] * 5
+    b = [False] * 2 + [True] * 8 + [True] * 5
+    assert mcnemar_p(a, b) == pytest.approx(2 * 56 / 1024)
+    assert mcnemar_p([True, False], [True, False]) == 1.0  # no discordant pair
+
+
+def test_pooled_is_weighted_by_test_size_and_avg_is_not():
+    correct = [True] * 10 + [False] * 30
+    datasets = ["A"] * 10 + ["B"] * 30
+    ci = accuracy_ci(correct, datasets, seed=1)
+    assert ci["pooled"]["value"] == 0.25 and ci["avg"]["value"] == 0.5
+    # every replicate keeps the strata whole, and each stratum is constant here
+    assert ci["avg"]["ci_low"] == ci["avg"]["ci_high"] == 0.5
+    assert ci["pooled"]["ci_low"] == ci["pooled"]["ci_high"] == 0.25
+    assert ci["pooled"]["n"] == 40 and ci["pooled"]["informative"]
+
+
+def test_interval_width_matches_the_binomial_and_is_reproducible():
+    correct = [i % 2 == 0 for i in range(1000)]
+    ci = accuracy_ci(correct, ["A"] * 1000, seed=7)["pooled"]
+    assert ci["value"] == 0.5
+    # normal approximation: 0.5 +- 1.96 * sqrt(0.25 / 1000) = 0.5 +- 0.031
+    assert 0.465 < ci["ci_low"] < 0.475 and 0.525 < ci["ci_high"] < 0.535
+    assert accuracy_ci(correct, ["A"] * 1000, seed=7)["pooled"] == ci
+
+
+def test_paired_and_unpaired_differences_and_what_holds():
+    a = [True] * 70 + [False] * 30
+    b = [True] * 40 + [False] * 60
+    d = paired_difference(a, b, ["A"] * 100, seed=3)
+    assert d["value"] == pytest.approx(0.3) and d["ci_low"] > 0.15 and d["p_value"] < 1e-6
+    assert holds(d) and not holds(d, -1)
+    same = paired_difference(a, a, ["A"] * 100, seed=3)
+    assert same["value"] == same["ci_low"] == same["ci_high"] == 0 and same["p_value"] == 1.0
+    assert not holds(same) and not holds(same, -1)
+    u = unpaired_difference(a, b[:50], seed=3)
+    assert u["value"] == pytest.approx(0.7 - 0.8) and u["p_value"] is None and u["n_b"] == 50
+    small = paired_difference(a[:10], b[:10], ["A"] * 10, seed=3)
+    assert not small["informative"] and not holds(small)  # too few questions to claim anything
+    with pytest.raises(ValueError, match="same questions"):
+        paired_difference(a, b[:50], ["A"] * 100)
+
+
+def _records(model, kind, correct, invalid=None, dataset="HAM10000"):
+    invalid = invalid or [False] * len(correct)
+    return [{"model": model, "set": kind, "id": f"q{i}", "dataset": dataset, "correct": c,
+             "invalid": v} for i, (c, v) in enumerate(zip(correct, invalid, strict=True))]  # fmt: skip
+
+
+def test_claims_test_the_papers_orderings_on_the_same_questions():
+    from skinr1.evaluation import claims_of, claims_table
+
+    records = (
+        _records("base", "disease", [True] * 20 + [False] * 80, [True] * 40 + [False] * 60)
+        + _records("sft", "disease", [True] * 60 + [False] * 40)
+        + _records("sft_rl", "disease", [True] * 61 + [False] * 39)
+        + _records("sft_rl", "ddx", [True] * 30 + [False] * 70)
+    )
+    claims = {c["claim"]: c for c in claims_of(records, seed=0, n_boot=2000)}
+    sft = claims["SFT beats the base model"]
+    assert (sft["a"], sft["b"], sft["n"]) == (0.6, 0.2, 100) and sft["holds"]
+    assert sft["diff"] == pytest.approx(0.4) and sft["p_value"] < 1e-9
+    rl = claims["RL after SFT adds to SFT"]  # one more right answer of 100: no difference
+    assert rl["diff"] == pytest.approx(0.01) and not rl["holds"] and rl["ci_low"] == 0.0
+    assert claims["SFT lowers the invalid-answer rate"]["holds"]  # 0.40 -> 0.00
+    ddx = claims["DDx questions are harder than in-distribution ones (SFT+RL)"]
+    assert ddx["set"] == "ddx vs disease" and ddx["holds"] and ddx["p_value"] is None
+    missing = claims["SFT+RL beats RL without SFT"]
+    assert not missing["holds"] and missing["note"] == "not evaluated: rl_without_sft on disease"
+    table = claims_table(list(claims.values()))
+    assert table.loc["RL after SFT adds to SFT", "verdict"] == "no difference shown"
+    assert table.loc["SFT beats the base model", "difference [95% CI]"].startswith("+0.400 [")
+
+
+def test_models_answering_different_questions_is_an_error():
+    from skinr1.evaluation import claims_of
+
+    records = _records("base", "disease", [True] * 40) + _records("sft", "disease", [True] * 39)
+    with pytest.raises(ValueError, match="answered different questions"):
+        claims_of(records, seed=0)
