@@ -317,6 +317,7 @@ def intervals_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> dict:
 # The orderings the paper reports (§4, Tables 2-5, Fig. 3): (claim, set, metric, a, b, direction,
 # b's set when it differs). Direction 1: a > b; -1: a < b.
 CLAIMS = [
+    ("Skin-R1 (SFT+RL) beats the base model", "disease", "acc", "sft_rl", "base", 1, None),
     ("SFT beats the base model", "disease", "acc", "sft", "base", 1, None),
     ("RL after SFT adds to SFT", "disease", "acc", "sft_rl", "sft", 1, None),
     ("SFT+RL beats RL without SFT", "disease", "acc", "sft_rl", "rl_without_sft", 1, None),

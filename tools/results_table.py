@@ -1,7 +1,8 @@
-"""The README's results table, rendered from ``metrics/metrics.json`` (notebook 05's output).
+"""The README's results tables, rendered from ``metrics/metrics.json`` and ``metrics/claims.json``
+(notebook 05's outputs): accuracies with their 95% intervals, and the paper's orderings tested.
 
-python tools/results_table.py            # print the table
-python tools/results_table.py --check    # exit 1 if README.md does not hold it verbatim
+python tools/results_table.py            # print both tables
+python tools/results_table.py --check    # exit 1 if README.md does not hold them verbatim
 """
 
 from __future__ import annotations
@@ -17,39 +18,80 @@ MODELS = {
     "rl_without_sft": "RL without SFT",
     "sft_rl": "Skin-R1 (SFT + RL)",
 }
-# (column header, question set, summary key): disease, lesion and OOD are averaged over datasets
-# (OOD: over OmniMedVQA's sources) as in Tables 2, 3 and 5; the DDx and hierarchical stress sets
-# are pooled.
+# (column header, question set, key in the set's "ci"): pooled accuracy over the set's questions,
+# which is the paper's "Avg." (weighted by test size), with its 95% stratified-bootstrap interval.
 COLUMNS = [
-    ("disease acc (ID avg)", "disease", "avg_acc"),
+    ("disease acc", "disease", "acc"),
     ("invalid (disease)", "disease", "invalid_rate"),
-    ("lesion acc", "lesion", "avg_acc"),
-    ("lesion macro-F1", "lesion", "avg_f1"),
-    ("DDx acc", "ddx", "pooled_acc"),
-    ("hierarchical acc", "hierarchical", "pooled_acc"),
-    ("OOD acc", "ood", "avg_acc"),
+    ("lesion acc", "lesion", "acc"),
+    ("DDx acc", "ddx", "acc"),
+    ("hierarchical acc", "hierarchical", "acc"),
+    ("OOD acc", "ood", "acc"),
 ]
 
 
+def _cell(ci: dict) -> str:
+    return f"{ci['value']:.3f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]"
+
+
 def render(metrics: dict) -> str:
+    """Rows = models, columns = sets (n in the header): value [95% interval]; lesion macro-F1
+    (weighted by test size) has no interval and is the last column."""
+    some = {s: next(iter(metrics[s].values()))["ci"]["acc"]["n"] for _, s, _ in COLUMNS}
     lines = [
-        "| model | " + " | ".join(c[0] for c in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
+        "| model | "
+        + " | ".join(f"{h} (n={some[s]})" for h, s, _ in COLUMNS)
+        + " | lesion macro-F1 |",
+        "|---|" + "---|" * (len(COLUMNS) + 1),
     ]
     for key, name in MODELS.items():
-        cells = [f"{metrics[s][key][k]:.3f}" for _, s, k in COLUMNS]
+        if key not in metrics["disease"]:
+            continue
+        cells = [_cell(metrics[s][key]["ci"][k]) for _, s, k in COLUMNS]
+        cells.append(f"{metrics['lesion'][key]['wavg_f1']:.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def render_claims(claims: list[dict]) -> str:
+    """One row per ordering the paper reports: difference [95% CI], McNemar p, n, verdict."""
+    lines = [
+        "| claim (set) | difference [95% CI] | p (McNemar) | n | holds |",
+        "|---|---|---|---|---|",
+    ]
+    for c in claims:
+        if c["diff"] is None:
+            lines.append(f"| {c['claim']} ({c['set']}) | | | 0 | no: {c['note']} |")
+            continue
+        p = "" if c["p_value"] is None else f"{c['p_value']:.2g}"
+        diff = f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
+        verdict = (
+            "yes"
+            if c["holds"]
+            else "no difference"
+            if c["ci_low"] <= 0 <= c["ci_high"]
+            else "no: the opposite"
+        )
+        lines.append(f"| {c['claim']} ({c['set']}) | {diff} | {p} | {c['n']} | {verdict} |")
+    return "\n".join(lines)
+
+
+def tables() -> list[str]:
+    metrics = json.loads((ROOT / "metrics" / "metrics.json").read_text(encoding="utf-8"))
+    claims = json.loads((ROOT / "metrics" / "claims.json").read_text(encoding="utf-8"))
+    return [render(metrics), render_claims(claims)]
+
+
 def main(argv: list[str]) -> int:
-    table = render(json.loads((ROOT / "metrics" / "metrics.json").read_text(encoding="utf-8")))
+    out = tables()
     if "--check" in argv:
-        if table not in (ROOT / "README.md").read_text(encoding="utf-8"):
-            print("README.md's results table differs from metrics/metrics.json:\n" + table)
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        stale = [t for t in out if t not in readme]
+        if stale:
+            print("README.md's results differ from metrics/:\n" + "\n\n".join(stale))
             return 1
         return 0
-    print(table)
+    print("\n\n".join(out))
     return 0
 
 
