@@ -89,8 +89,8 @@ def trainer_args(cfg, model: ModelParams, compute: ComputeParams, *, run_dir: Pa
         logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=2,
         report_to=[], seed=seed, data_seed=seed, bf16=compute.mixed_precision == "bf16",
         fp16=compute.mixed_precision == "fp16", use_cpu=not on_gpu, dataloader_num_workers=0,
-        # only when on: the argument is deprecated in transformers 5.23, the only name in 5.17
-        **({"gradient_checkpointing": True} if on_gpu else {}),
+        # always explicit: TRL's configs default to True, which only costs time on a CPU
+        gradient_checkpointing=on_gpu,
         disable_tqdm=not sys.stderr.isatty(),  # bars on a terminal, not in reports or logs
     )  # fmt: skip
 

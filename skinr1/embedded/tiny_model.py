@@ -261,7 +261,7 @@ def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr:
         learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
         logging_steps=max(1, steps // 50), save_strategy="no", report_to=[], bf16=False,
         use_cpu=True, max_length=None, seed=seed, dataloader_num_workers=0,
-        disable_tqdm=False,
+        gradient_checkpointing=False, disable_tqdm=False,  # TRL defaults to True
     )  # fmt: skip
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=proc)
     trainer.train()
