@@ -134,7 +134,8 @@ def answer_questions(model, processor, rows: list[dict], *, batch_size: int, max
         records.append({
             "id": r["id"], "dataset": r["dataset"], "kind": r["kind"], "answer": r["answer"],
             "strict": strict, "lenient": lenient_answer(resp, r["letters"], options),
-            "correct": strict == r["answer"], "invalid": strict is None, "response": resp,
+            "correct": strict == r["answer"], "invalid": strict is None,
+            "n_options": len(r["letters"]), "response": resp,
         })  # fmt: skip
     return records
 
@@ -190,6 +191,10 @@ def summarise(records: list[dict], *, with_f1: bool = False) -> dict:
     # weighted by test size, the mean accuracy over datasets is the pooled accuracy
     out["pooled_acc"] = accuracy(records)
     out["invalid_rate"] = invalid_rate(records)
+    # what guessing uniformly among the offered options scores, and how many options there were
+    opts = [r["n_options"] for r in records]
+    out["chance"] = sum(1 / n for n in opts) / len(opts) if opts else float("nan")
+    out["options"] = dict(sorted(Counter(opts).items()))
     out["answer_distribution"] = dict(Counter(r["strict"] or "invalid" for r in records))
     return out
 
@@ -277,7 +282,8 @@ def metrics_of(summaries: dict[str, dict[str, dict]]) -> dict:
     """The metrics.json layout: per set and model, averages, invalid rate, per-dataset accuracy."""
     return {
         kind: {m: {"avg_acc": s["avg_acc"], "pooled_acc": s["pooled_acc"],
-                   "invalid_rate": s["invalid_rate"],
+                   "invalid_rate": s["invalid_rate"], "chance": s["chance"],
+                   "options": {str(k): v for k, v in s["options"].items()},
                    **({"avg_f1": s["avg_f1"], "wavg_f1": s["wavg_f1"]} if "avg_f1" in s else {}),
                    "per_dataset": {d: v["acc"] for d, v in s["per_dataset"].items()}}
                for m, s in v.items()}
@@ -374,7 +380,7 @@ def interval_table(metrics: dict, key: str = "acc"):
     cols = {}
     for kind, per_model in metrics.items():
         some = next(iter(per_model.values()))
-        name = f"{kind} (n={some['ci'][key]['n']})"
+        name = f"{kind} (n={some['ci'][key]['n']}, chance {some['chance']:.2f})"
         cols[name] = {MODEL_LABELS.get(m, m): f"{v['ci'][key]['value']:.3f} "
                       f"[{v['ci'][key]['ci_low']:.3f}, {v['ci'][key]['ci_high']:.3f}]"
                       for m, v in per_model.items()}  # fmt: skip

@@ -6,13 +6,14 @@ from skinr1.evaluation import accuracy, invalid_rate, macro_f1, prompt_for, summ
 from skinr1.prompts import template, user_message
 
 
-def rec(ds, answer, strict):
+def rec(ds, answer, strict, n_options=3):
     return {
         "dataset": ds,
         "answer": answer,
         "strict": strict,
         "correct": strict == answer,
         "invalid": strict is None,
+        "n_options": n_options,
     }
 
 
@@ -45,6 +46,12 @@ def test_summarise_averages_datasets_unweighted_and_tables_like_the_paper():
     assert s["avg_acc"] == pytest.approx((1 / 3 + 1) / 2)
     assert s["pooled_acc"] == pytest.approx(3 / 5)
     assert s["answer_distribution"] == {"A": 3, "invalid": 1, "B": 1}
+    assert s["chance"] == pytest.approx(1 / 3) and s["options"] == {3: 5}
+    mixed = summarise([rec("X", "A", "A", 2), rec("X", "A", "A", 4)])
+    assert mixed["chance"] == pytest.approx((1 / 2 + 1 / 4) / 2) and mixed["options"] == {
+        2: 1,
+        4: 1,
+    }
     t = table({"base": s, "sft_rl": summarise(RECORDS[:1])})
     assert list(t.columns) == ["HAM10000", "PAD-UFES-20", "Avg.", "Avg. (weighted)"]
     # the paper's Avg. weighs each dataset by its test size: for accuracy, the pooled accuracy

@@ -15,14 +15,18 @@ spec.loader.exec_module(results_table)
 def test_render_lays_out_every_model_and_column_with_intervals():
     ci = {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 154, "informative": True}
     entry = {"ci": {"acc": ci, "avg_acc": ci, "invalid_rate": {**ci, "value": 0.125}},
-             "wavg_f1": 1 / 3}  # fmt: skip
+             "wavg_f1": 1 / 3, "chance": 0.25}  # fmt: skip
     sets = ("disease", "lesion", "ddx", "hierarchical", "ood")
     table = results_table.render({s: dict.fromkeys(results_table.MODELS, entry) for s in sets})
     lines = table.splitlines()
     assert lines[0].startswith("| model | disease acc (n=154) | invalid (disease) (n=154) |")
-    assert lines[2] == ("| Base (tiny, warmed up) | 0.500 [0.40, 0.60] | 0.125 [0.40, 0.60] | "
+    assert (
+        lines[2]
+        == "| chance (uniform over the offered options) | 0.250 |  | " + "0.250 | " * 4 + "|"
+    )
+    assert lines[3] == ("| Base (tiny, warmed up) | 0.500 [0.40, 0.60] | 0.125 [0.40, 0.60] | "
                         + "0.500 [0.40, 0.60] | " * 4 + "0.333 |")  # fmt: skip
-    assert [line.split(" | ")[0] for line in lines[2:]] == [
+    assert [line.split(" | ")[0] for line in lines[3:]] == [
         "| Base (tiny, warmed up)", "| SFT", "| RL without SFT", "| Skin-R1 (SFT + RL)"
     ]  # fmt: skip
 

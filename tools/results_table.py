@@ -36,7 +36,8 @@ def _cell(ci: dict) -> str:
 
 def render(metrics: dict) -> str:
     """Rows = models, columns = sets (n in the header): value [95% interval]; lesion macro-F1
-    (weighted by test size) has no interval and is the last column."""
+    (weighted by test size) has no interval and is the last column. The first row is each
+    set's chance level."""
     some = {s: next(iter(metrics[s].values()))["ci"]["acc"]["n"] for _, s, _ in COLUMNS}
     lines = [
         "| model | "
@@ -44,6 +45,9 @@ def render(metrics: dict) -> str:
         + " | lesion macro-F1 |",
         "|---|" + "---|" * (len(COLUMNS) + 1),
     ]
+    chance = [f"{next(iter(metrics[s].values()))['chance']:.3f}" if k == "acc" else ""
+              for _, s, k in COLUMNS]  # fmt: skip
+    lines.append("| chance (uniform over the offered options) | " + " | ".join(chance) + " | |")
     for key, name in MODELS.items():
         if key not in metrics["disease"]:
             continue
