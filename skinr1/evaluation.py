@@ -387,6 +387,14 @@ def interval_table(metrics: dict, key: str = "acc"):
     return pd.DataFrame(cols)
 
 
+def verdict(claim: dict) -> str:
+    """What a measured claim shows: ``holds``, ``no difference`` (its interval spans zero) or
+    ``opposite`` (the interval excludes zero the other way)."""
+    if claim["holds"]:
+        return "holds"
+    return "no difference" if claim["ci_low"] <= 0 <= claim["ci_high"] else "opposite"
+
+
 def claims_table(claims: list[dict]):
     """The claims as a table: values, difference [95% interval], McNemar p, n, verdict."""
     import pandas as pd
@@ -397,13 +405,13 @@ def claims_table(claims: list[dict]):
             rows.append({"claim": c["claim"], "set": c["set"], "difference [95% CI]": "",
                          "p (McNemar)": "", "n": 0, "verdict": c["note"]})  # fmt: skip
             continue
-        verdict = "holds" if c["holds"] else "no difference shown" if c["ci_low"] <= 0 <= c[
-            "ci_high"] else "the opposite holds"  # fmt: skip
+        shown = {"holds": "holds", "no difference": "no difference shown",
+                 "opposite": "the opposite holds"}[verdict(c)]  # fmt: skip
         rows.append({
             "claim": c["claim"], "set": c["set"], "a": round(c["a"], 3), "b": round(c["b"], 3),
             "difference [95% CI]": f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]",
             "p (McNemar)": "" if c["p_value"] is None else f"{c['p_value']:.3g}", "n": c["n"],
-            "verdict": verdict + (f" ({c['note']})" if c.get("note") else ""),
+            "verdict": shown + (f" ({c['note']})" if c.get("note") else ""),
         })  # fmt: skip
     return pd.DataFrame(rows).set_index("claim")
 
@@ -447,8 +455,9 @@ def run(P: Params) -> list[dict]:
     processor = load_processor(P.model.base, max_pixels=P.model.max_pixels,
                                min_pixels=P.model.min_pixels,
                                trust_remote_code=P.model.trust_remote_code)  # fmt: skip
+    adapters = model_adapters(P)
     records = []
-    for name, adapter in model_adapters(P).items():
+    for name, adapter in adapters.items():
         if E.backend == "vllm":
             chain = adapter_chain(adapter)
             path = P.model.base
@@ -488,7 +497,6 @@ def run(P: Params) -> list[dict]:
         Path(E.out, "headline").mkdir()
         shutil.rmtree(Path(E.out, "cards"), ignore_errors=True)
         Path(E.out, "cards").mkdir()
-        adapters = model_adapters(P)
         for model, values in headline(metrics).items():
             Path(E.out, "headline", f"{model}.json").write_text(json.dumps(values, indent=1))
             if adapters[model] is not None:

@@ -33,6 +33,24 @@ def _sft_dataset(P):
     return to_sft_dataset(trajs), rules
 
 
+def _sft_then_questions(P, *, n: int, seed: int):
+    """Train the SFT adapter, then the RL dataset of the first ``n`` training samples."""
+    from skinr1.datasets.selection import load_configured, split_samples
+    from skinr1.ddx import load_ddx
+    from skinr1.grpo import rl_dataset
+    from skinr1.mcq import build_question_set
+    from skinr1.sft import train_sft
+    from skinr1.taxonomy import load_taxonomy
+
+    ds, _ = _sft_dataset(P)
+    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+              out_dir=Path(P.sft.out))  # fmt: skip
+    tax = load_taxonomy()
+    res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
+    qs, _ = build_question_set(split_samples(res, "train")[:n], "disease", tax, load_ddx(tax), seed)
+    return rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
+
+
 def test_sft_trains_saves_an_adapter_and_resumes(stage):
     from skinr1.curves import read_curves
     from skinr1.sft import train_sft
@@ -86,23 +104,10 @@ def test_replay_mixes_the_requested_share_without_diagnosis_names(stage):
 
 def test_grpo_trains_from_the_sft_adapter_and_without_sft(stage):
     from skinr1.curves import curve_values
-    from skinr1.datasets.selection import load_configured, split_samples
-    from skinr1.ddx import load_ddx
-    from skinr1.grpo import rl_dataset, train_grpo
-    from skinr1.mcq import build_question_set
-    from skinr1.sft import train_sft
-    from skinr1.taxonomy import load_taxonomy
+    from skinr1.grpo import train_grpo
 
     P = stage
-    ds, rules = _sft_dataset(P)
-    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
-              out_dir=Path(P.sft.out))  # fmt: skip
-    tax = load_taxonomy()
-    res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
-    qs, _ = build_question_set(
-        split_samples(res, "train")[:8], "disease", tax, load_ddx(tax), P.seed
-    )
-    rl = rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
+    rl = _sft_then_questions(P, n=8, seed=P.seed)
     for adapter, run in ((P.sft.out, "sft_rl"), (None, "rl_without_sft")):
         out = P.grpo_adapter(run)
         hist = train_grpo(P.model, P.grpo, P.lora, rl, compute=P.compute, adapter=adapter,
@@ -142,22 +147,11 @@ def test_kl_reference_is_the_sft_policy_when_continuing_and_when_merging(stage):
     from peft import get_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from skinr1.datasets.selection import load_configured, split_samples
-    from skinr1.ddx import load_ddx
     from skinr1.evaluation import load_eval_model
-    from skinr1.grpo import build_trainer, reference_of, rl_dataset
-    from skinr1.mcq import build_question_set
-    from skinr1.sft import train_sft
-    from skinr1.taxonomy import load_taxonomy
+    from skinr1.grpo import build_trainer, reference_of
 
     P = stage
-    ds, rules = _sft_dataset(P)
-    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
-              out_dir=Path(P.sft.out))  # fmt: skip
-    tax = load_taxonomy()
-    res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
-    qs, _ = build_question_set(split_samples(res, "train")[:4], "disease", tax, load_ddx(tax), 1)
-    rl = rl_dataset([q.to_row() for q in qs], P.model.prompt_style)
+    rl = _sft_then_questions(P, n=4, seed=1)
     P.grpo.max_steps = 1
     sft_file = load_file(str(Path(P.sft.out) / "adapter_model.safetensors"))
 

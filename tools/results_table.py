@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from skinr1.evaluation import verdict
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     "base": "Base (tiny, warmed up)",
@@ -69,14 +71,9 @@ def render_claims(claims: list[dict]) -> str:
             continue
         p = "" if c["p_value"] is None else f"{c['p_value']:.2g}"
         diff = f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
-        verdict = (
-            "yes"
-            if c["holds"]
-            else "no difference"
-            if c["ci_low"] <= 0 <= c["ci_high"]
-            else "no: the opposite"
-        )
-        lines.append(f"| {c['claim']} ({c['set']}) | {diff} | {p} | {c['n']} | {verdict} |")
+        shown = {"holds": "yes", "no difference": "no difference",
+                 "opposite": "no: the opposite"}[verdict(c)]  # fmt: skip
+        lines.append(f"| {c['claim']} ({c['set']}) | {diff} | {p} | {c['n']} | {shown} |")
     return "\n".join(lines)
 
 
