@@ -30,6 +30,7 @@ class DemoParams(Section):
     root: str
     scale: float
     image_size: int
+    test_scale: float  # multiplies the held-out parts alone (1 = real proportions)
 
 
 class DataParams(Section):

@@ -131,11 +131,15 @@ def answer_questions(model, processor, rows: list[dict], *, batch_size: int, max
     for r, resp in zip(rows, responses, strict=True):
         options = dict(zip(r["letters"], r["options"], strict=True))
         strict = strict_answer(resp, r["letters"], options)
+        path = list(r.get("path") or [])
+        right = options[r["answer"]]
         records.append({
             "id": r["id"], "dataset": r["dataset"], "kind": r["kind"], "answer": r["answer"],
             "strict": strict, "lenient": lenient_answer(resp, r["letters"], options),
             "correct": strict == r["answer"], "invalid": strict is None,
             "n_options": len(r["letters"]), "response": resp,
+            # taxonomy depth of the correct option (1 = top-level category); None off the tree
+            "depth": path.index(right) + 1 if right in path else None,
         })  # fmt: skip
     return records
 
@@ -196,6 +200,14 @@ def summarise(records: list[dict], *, with_f1: bool = False) -> dict:
     out["chance"] = sum(1 / n for n in opts) / len(opts) if opts else float("nan")
     out["options"] = dict(sorted(Counter(opts).items()))
     out["answer_distribution"] = dict(Counter(r["strict"] or "invalid" for r in records))
+    by_depth: dict[int, list[dict]] = {}
+    for r in records:
+        if r.get("depth") is not None:
+            by_depth.setdefault(r["depth"], []).append(r)
+    out["by_depth"] = {
+        d: {"acc": accuracy(recs), "n": len(recs), "chance": sum(1 / r["n_options"] for r in recs)
+            / len(recs)} for d, recs in sorted(by_depth.items())
+    }  # fmt: skip
     return out
 
 
@@ -285,7 +297,8 @@ def metrics_of(summaries: dict[str, dict[str, dict]]) -> dict:
                    "invalid_rate": s["invalid_rate"], "chance": s["chance"],
                    "options": {str(k): v for k, v in s["options"].items()},
                    **({"avg_f1": s["avg_f1"], "wavg_f1": s["wavg_f1"]} if "avg_f1" in s else {}),
-                   "per_dataset": {d: v["acc"] for d, v in s["per_dataset"].items()}}
+                   "per_dataset": {d: v["acc"] for d, v in s["per_dataset"].items()},
+                   "by_depth": {str(d): v for d, v in s["by_depth"].items()}}
                for m, s in v.items()}
         for kind, v in summaries.items()
     }  # fmt: skip
@@ -315,8 +328,15 @@ def intervals_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> dict:
             ds = [r["dataset"] for r in rows]
             acc = accuracy_ci([r["correct"] for r in rows], ds, seed=seed, n_boot=n_boot)
             inv = accuracy_ci([r["invalid"] for r in rows], ds, seed=seed, n_boot=n_boot)
+            depth = {}
+            for d in sorted({r["depth"] for r in rows if r.get("depth") is not None}):
+                at = [r for r in rows if r.get("depth") == d]
+                depth[str(d)] = accuracy_ci([r["correct"] for r in at],
+                                            [r["dataset"] for r in at], seed=seed,
+                                            n_boot=n_boot)["pooled"]  # fmt: skip
             out.setdefault(kind, {})[model] = {"acc": acc["pooled"], "avg_acc": acc["avg"],
-                                               "invalid_rate": inv["pooled"]}  # fmt: skip
+                                               "invalid_rate": inv["pooled"],
+                                               "by_depth": depth}  # fmt: skip
     return out
 
 
@@ -384,6 +404,24 @@ def interval_table(metrics: dict, key: str = "acc"):
         cols[name] = {MODEL_LABELS.get(m, m): f"{v['ci'][key]['value']:.3f} "
                       f"[{v['ci'][key]['ci_low']:.3f}, {v['ci'][key]['ci_high']:.3f}]"
                       for m, v in per_model.items()}  # fmt: skip
+    return pd.DataFrame(cols)
+
+
+def depth_table(metrics: dict, kind: str):
+    """Rows = models, columns = the taxonomy depth of the correct option in one set:
+    ``accuracy [low, high]`` with its 95% interval, n and chance level in the column name. Depth 1
+    is a top-level category; a model that never names a subtype scores 0 at depth 3 and 4."""
+    import pandas as pd
+
+    per_model = metrics[kind]
+    some = next(iter(per_model.values()))
+    cols = {}
+    for d, v in some["by_depth"].items():
+        name = f"depth {d} (n={v['n']}, chance {v['chance']:.2f})"
+        cols[name] = {MODEL_LABELS.get(m, m): f"{s['ci']['by_depth'][d]['value']:.3f} "
+                      f"[{s['ci']['by_depth'][d]['ci_low']:.3f}, "
+                      f"{s['ci']['by_depth'][d]['ci_high']:.3f}]"
+                      for m, s in per_model.items()}  # fmt: skip
     return pd.DataFrame(cols)
 
 

@@ -59,7 +59,8 @@ def check_params(work: Path, *, dry_run: bool, engine: str) -> Path:
     side = (TINY if dry_run else WIDE)["image_size"]
     i = 1 if dry_run else 0
     raw = deep_merge(raw, {
-        "demo": {"root": str(work / "data"), "scale": 0.1, "image_size": 64 if dry_run else 128},
+        "demo": {"root": str(work / "data"), "scale": 0.1, "test_scale": 1.0,
+                 "image_size": 64 if dry_run else 128},
         "data": {"root": str(work / "data"), "textbook_root": str(work / "data")},
         "model": {"base": str(work / "model"), "dtype": "float32" if dry_run else "bfloat16",
                   "max_pixels": side * side, "min_pixels": side * side},

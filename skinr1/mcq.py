@@ -269,21 +269,35 @@ def ddx_question(sample, taxonomy, ddx, rng: random.Random, *, n_options: int = 
 
 
 def hierarchical_question(sample, taxonomy, rng: random.Random, *, n_options: int = 4):
-    """§4.3 hierarchical set: the label against its own ancestors; None for a top-level label.
+    """§4.3 hierarchical set: the label against its whole taxonomy path; None for a top-level
+    label.
 
-    Scores follow Eq. 7 with w_i = i / L, so an ancestor earns partial credit while accuracy (the
+    Every ancestor is an option (as in the authors' sets), so the question asks for the finest
+    node of the path. Where the path is shorter than ``n_options``, the rest are nodes of the
+    label's own level that are off its path: its siblings first, then other descendants of its
+    ancestors, nearest ancestor first (a top-level category if the tree has no more). Without them
+    a two-level label would make a two-option question, answerable at chance by half. Scores
+    follow Eq. 7 with w_i = i / L, so an ancestor earns partial credit while accuracy (the
     ``answer``) demands the label itself.
     """
     _check_n_options(n_options)
     path = _checked_path(sample, taxonomy)
-    ancestors = list(path[:-1])
-    if not ancestors:
+    if len(path) < 2:
         return None
-    distractors = rng.sample(ancestors, min(n_options - 1, len(ancestors)))
-    nodes = [sample.node, *distractors]
+    banned = set(path) | set(taxonomy.descendants(sample.node))
+    fill: list[str] = []
+    pools = [taxonomy.siblings(sample.node)]
+    pools += [taxonomy.descendants(a) for a in reversed(path[:-1])]
+    pools.append(taxonomy.categories())
+    for pool in pools:
+        left = [n for n in pool if n not in banned and n not in fill]
+        rng.shuffle(left)
+        fill += left[: max(n_options - len(path) - len(fill), 0)]
+    nodes = [*path, *fill]
     return _assemble(
-        sample, path, nodes, _path_scores(nodes, path), sample.node, "hierarchical", rng, n_options
-    )
+        sample, path, nodes, _path_scores(nodes, path), sample.node, "hierarchical", rng,
+        max(n_options, len(path)),
+    )  # fmt: skip
 
 
 def from_ood(ood_question) -> Question:

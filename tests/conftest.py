@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Micro scale: every stage does its real work through the real code path, in seconds.
 MICRO = {
-    "demo": {"scale": 0.1, "image_size": 64},
+    "demo": {"scale": 0.1, "image_size": 64, "test_scale": 1.0},
     "base_model": {
         "tiny": {
             "vocab_size": 800,

@@ -243,10 +243,20 @@ def test_cli_reads_params_and_flags_override(tmp_path, capsys):
 
     raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.yaml").read_text())
     raw["seed"] = 7
-    raw["demo"] = {"root": str(tmp_path / "out"), "scale": 0.05, "image_size": 32}
+    raw["demo"] = {
+        "root": str(tmp_path / "out"),
+        "scale": 0.05,
+        "image_size": 32,
+        "test_scale": 2.0,
+    }
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     assert main(["--params", str(params), "--seed", "8"]) == 0
     done = json.loads((tmp_path / "out" / MARKER).read_text())["params"]
-    assert (done["seed"], done["scale"], done["image_size"]) == (8, 0.05, 32)
+    assert (done["seed"], done["scale"], done["image_size"], done["test_scale"]) == (
+        8,
+        0.05,
+        32,
+        2.0,
+    )
     assert "demo data in" in capsys.readouterr().out

@@ -96,3 +96,29 @@ def test_models_answering_different_questions_is_an_error():
     records = _records("base", "disease", [True] * 40) + _records("sft", "disease", [True] * 39)
     with pytest.raises(ValueError, match="answered different questions"):
         claims_of(records, seed=0)
+
+
+def test_accuracy_by_answer_depth_with_intervals_and_its_table():
+    from skinr1.evaluation import depth_table, intervals_of, metrics_of, summaries_of
+
+    # 40 questions whose answer is a depth-2 node (30 right), 40 at depth 3 (none right), and
+    # 10 lesion-like answers off the tree (no depth), 4 options each
+    records = [
+        {"model": "sft", "set": "hierarchical", "id": f"q{i}", "dataset": "derm12345",
+         "correct": i < 30 or 80 <= i < 85, "invalid": False, "n_options": 4, "strict": "A",
+         "answer": "A", "depth": 2 if i < 40 else 3 if i < 80 else None}
+        for i in range(90)
+    ]  # fmt: skip
+    metrics = metrics_of(summaries_of(records))
+    by = metrics["hierarchical"]["sft"]["by_depth"]
+    assert by == {"2": {"acc": 0.75, "n": 40, "chance": 0.25},
+                  "3": {"acc": 0.0, "n": 40, "chance": 0.25}}  # fmt: skip
+    ci = intervals_of(records, seed=0, n_boot=2000)["hierarchical"]["sft"]["by_depth"]
+    assert ci["2"]["value"] == 0.75 and ci["2"]["ci_low"] < 0.75 < ci["2"]["ci_high"]
+    assert (ci["3"]["ci_low"], ci["3"]["ci_high"]) == (0.0, 0.0)
+    metrics["hierarchical"]["sft"]["ci"] = intervals_of(records, seed=0, n_boot=2000)[
+        "hierarchical"
+    ]["sft"]
+    t = depth_table(metrics, "hierarchical")
+    assert list(t.columns) == ["depth 2 (n=40, chance 0.25)", "depth 3 (n=40, chance 0.25)"]
+    assert t.iloc[0, 1] == "0.000 [0.000, 0.000]"

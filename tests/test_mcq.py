@@ -253,10 +253,26 @@ def test_ddx_question_falls_back_to_ancestor_and_skips(kb):
 def test_hierarchical_question(kb):
     tax, _ = kb
     q = hierarchical_question(make_sample(tax, C), tax, random.Random(1))
-    assert set(q.options.values()) == set(SSM_PATH)
+    # the whole path, and the label's sibling as the fourth option
+    assert set(q.options.values()) == {*SSM_PATH, "nodular melanoma"}
     assert q.options[q.answer] == C
-    assert {t: q.scores[k] for k, t in q.options.items()} == pytest.approx(PATH_NORM)
-    assert q.missing_options == 1
+    assert {t: q.scores[k] for k, t in q.options.items()} == pytest.approx(
+        PATH_NORM | {"nodular melanoma": 0.0}
+    )
+    assert q.missing_options == 0
+    # a two-level label: its sibling, then another descendant of its parent, never its own path
+    for seed in range(20):
+        q = hierarchical_question(make_sample(tax, "melanocytic nevus"), tax, random.Random(seed))
+        texts = set(q.options.values())
+        assert len(texts) == 4 and {"melanocytic lesion", "melanocytic nevus", "melanoma"} < texts
+        assert texts - {"melanocytic lesion", "melanocytic nevus", "melanoma"} <= {
+            "superficial spreading melanoma", "amelanotic ssm", "nodular melanoma"}  # fmt: skip
+        assert q.options[q.answer] == "melanocytic nevus" and q.scores[q.answer] == 0.75
+    # six options ask for more than the tree's level offers: the categories fill the rest
+    q = hierarchical_question(
+        make_sample(tax, "actinic keratosis"), tax, random.Random(0), n_options=6
+    )
+    assert len(q.options) == 6 and q.missing_options == 0
     assert hierarchical_question(make_sample(tax, "vascular lesion"), tax, random.Random(1)) is None
 
 

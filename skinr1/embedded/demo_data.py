@@ -402,14 +402,32 @@ class _Painter:
 
 class _Context:
     def __init__(
-        self, taxonomy, rules, seed: int, scale: float, image_size: int, render: Callable
+        self,
+        taxonomy,
+        rules,
+        seed: int,
+        scale: float,
+        image_size: int,
+        render: Callable,
+        test_scale: float = 1.0,
     ) -> None:
         self.taxonomy, self.rules, self.seed = taxonomy, rules, seed
         self.scale, self.image_size, self.render = scale, image_size, render
+        self.test_scale = test_scale
         self.floor = 3 if scale >= 0.5 else 1
 
     def n(self, key: str) -> int:
         return max(1, round(SCALE_COUNTS[key] * self.scale))
+
+    def n_with_test(self, key: str, test_share: float) -> int:
+        """The count of a dataset whose official test part (``test_share`` of it at
+        test_scale 1) is enlarged ``test_scale`` times while its other parts stay as large."""
+        return max(1, round(self.n(key) * (1 - test_share + test_share * self.test_scale)))
+
+    def test_fraction(self, test_share: float) -> float:
+        """The test part's share of a dataset counted by ``n_with_test``."""
+        big = test_share * self.test_scale
+        return big / (1 - test_share + big)
 
     def rng(self, name: str) -> random.Random:
         return random.Random(f"demo:{self.seed}:{name}")
@@ -517,7 +535,8 @@ def write_ham10000(ctx: _Context, root: Path) -> dict:
     8 columns), two image parts, and the ISIC 2018 Task 3 test set in its long form."""
     rng, paint = ctx.rng("HAM10000"), _Painter(ctx, "HAM10000")
     weights = {k: v[0] for k, v in HAM_DX.items()}
-    n, n_test = ctx.n("HAM10000"), ctx.n("HAM10000_test")
+    n = ctx.n("HAM10000")
+    n_test = max(1, round(ctx.n("HAM10000_test") * ctx.test_scale))
     counts = allocate(weights, n, ctx.floor)
     test_counts = allocate(weights, n_test, 1 if ctx.scale >= 0.5 else 0)
     ids = [f"ISIC_{i:07d}" for i in sorted(rng.sample(range(24306, 34321), sum(counts.values())))]
@@ -728,10 +747,12 @@ def write_derm12345(ctx: _Context, root: Path) -> dict:
     Official train/test 80:20 by patient. Image and patient id formats are a guess [U]."""
     rng, paint = ctx.rng("derm12345"), _Painter(ctx, "derm12345")
     floor = 2 if ctx.scale >= 0.5 else 1
-    counts = allocate({k: v[5] for k, v in DERM12345.items()}, ctx.n("derm12345"), floor)
+    n = ctx.n_with_test("derm12345", 0.2)
+    counts = allocate({k: v[5] for k, v in DERM12345.items()}, n, floor)
     units = _expand(counts, rng, max_group=2, p_single=0.75)
     tones = _tones(sum(counts.values()), TONES_LIGHT, rng)
-    cut = official_cut([label for label, _ in units], {"train": 0.8, "test": 0.2}, rng)
+    test = ctx.test_fraction(0.2)
+    cut = official_cut([label for label, _ in units], {"train": 1 - test, "test": test}, rng)
     ids = iter(rng.sample(range(1, 12346), sum(counts.values())))
     rows = {"train": [], "test": []}
     t = 0
@@ -839,8 +860,11 @@ def write_derm7pt(ctx: _Context, root: Path) -> dict:
     two photos per case with mixed ``.JPG``/``.jpg``; index files hold 0-based row positions."""
     rng, paint = ctx.rng("derm7pt"), _Painter(ctx, "derm7pt")
     base = root / "release_v0"
+    test_share = 395 / 1011  # the official proportions, 413 : 203 : 395 of 1011 cases
     counts = allocate(
-        {k: v[0] for k, v in DERM7PT_DX.items()}, ctx.n("derm7pt"), 1 if ctx.scale >= 0.5 else 0
+        {k: v[0] for k, v in DERM7PT_DX.items()},
+        ctx.n_with_test("derm7pt", test_share),
+        1 if ctx.scale >= 0.5 else 0,
     )
     cases = [dx for dx, n in counts.items() for _ in range(n)]
     rng.shuffle(cases)
@@ -885,8 +909,7 @@ def write_derm7pt(ctx: _Context, root: Path) -> dict:
             ]
         )
     _write_csv(base / "meta" / "meta.csv", DERM7PT_HEADER, rows)
-    # The official proportions, 413 : 203 : 395 of 1011 cases.
-    cut = official_cut(cases, {"train": 413, "valid": 203, "test": 395}, rng)
+    cut = official_cut(cases, {"train": 413, "valid": 203, "test": 395 * ctx.test_scale}, rng)
     for name in ("train", "valid", "test"):
         rows_ = [[pos] for pos, sp in enumerate(cut) if sp == name]
         _write_csv(base / "meta" / f"{name}_indexes.csv", ["indexes"], rows_)
@@ -904,13 +927,15 @@ def write_dermnet(ctx: _Context, root: Path) -> dict:
             (root / part / folder).mkdir(parents=True, exist_ok=True)
     items: list[tuple[str, str, str | None]] = []  # (folder, stem, hint)
     ins = allocate(
-        {f"{i}": w for i, (*_, w, _h) in enumerate(DERMNET_IN)}, ctx.n("dermnet_in"), ctx.floor
+        {f"{i}": w for i, (*_, w, _h) in enumerate(DERMNET_IN)},
+        ctx.n_with_test("dermnet_in", 0.2),
+        ctx.floor,
     )
     for i, (folder, stem, _, hint) in enumerate(DERMNET_IN):
         items += [(folder, stem, hint)] * ins[str(i)]
     outs = allocate(
         {f"{i}": w for i, (*_, w) in enumerate(DERMNET_OUT)},
-        ctx.n("dermnet_out") - len(DERMNET_PLAIN),
+        ctx.n_with_test("dermnet_out", 0.2) - len(DERMNET_PLAIN),
         1,
     )
     for i, (folder, stem, _) in enumerate(DERMNET_OUT):
@@ -920,7 +945,7 @@ def write_dermnet(ctx: _Context, root: Path) -> dict:
     written = 0
     for j, (folder, stem, hint) in enumerate(items):
         numbers[stem] = numbers.get(stem, 0) + rng.randint(1, 9)
-        part = "test" if rng.random() < 0.2 else "train"
+        part = "test" if rng.random() < ctx.test_fraction(0.2) else "train"
         raw = stem.replace("-", " ")
         path = root / part / folder / f"{stem}-{numbers[stem]}.jpg"
         paint.draw(path, paint.features(raw, hint), tones[j], modality="clinical")
@@ -976,7 +1001,9 @@ def write_omnimedvqa(ctx: _Context, root: Path) -> dict:
     base = root / "OmniMedVQA"
     qa = base / "QA_information" / "Open-access"
     per_source = allocate(
-        {s: v[0] for s, v in OMNI_SOURCES.items()}, ctx.n("OmniMedVQA"), ctx.floor
+        {s: v[0] for s, v in OMNI_SOURCES.items()},
+        max(1, round(ctx.n("OmniMedVQA") * ctx.test_scale)),  # all of it is test
+        ctx.floor,
     )
     n_images = 2 * sum(per_source.values()) + 50  # an upper bound on the images drawn
     tones = iter(_tones(n_images, TONES_LIGHT, rng))
@@ -1146,6 +1173,7 @@ def write_demo(
     seed: int,
     scale: float = 1.0,
     image_size: int = 128,
+    test_scale: float = 1.0,
     render: Callable | None = None,
 ) -> dict:
     """Write (or reuse) the demo data under ``root``; return counts per dataset and split.
@@ -1154,9 +1182,16 @@ def write_demo(
     data are written to a sibling temporary folder and renamed into place at the end, so an
     interrupted run never leaves a root that looks finished. An existing ``root`` is replaced
     only if it is empty or an earlier demo root (it has the marker).
+
+    ``test_scale`` enlarges the held-out parts alone (HAM10000's ISIC 2018 test set, the
+    official test parts of derm12345, derm7pt and DermNet, and OmniMedVQA), so that test sets
+    are large enough for narrow intervals while training data keep their size. PAD-UFES-20 and
+    BCN20000 ship no test split (the loaders cut 6:2:2), so they keep theirs.
     """
     if scale <= 0:
         raise ValueError(f"scale={scale}: must be > 0")
+    if test_scale < 1:
+        raise ValueError(f"demo.test_scale={test_scale}: must be >= 1 (1 = the real proportions)")
     if image_size < 16:
         raise ValueError(f"image_size={image_size}: must be at least 16 pixels")
     if render is None:
@@ -1167,6 +1202,7 @@ def write_demo(
         "seed": seed,
         "scale": scale,
         "image_size": image_size,
+        "test_scale": test_scale,
         "inputs": _fingerprint(taxonomy, rules, render),
     }
     marker = root / MARKER
@@ -1185,7 +1221,7 @@ def write_demo(
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    ctx = _Context(taxonomy, rules, seed, scale, image_size, render)
+    ctx = _Context(taxonomy, rules, seed, scale, image_size, render, test_scale)
     try:
         images = {}
         for name, writer in WRITERS.items():
@@ -1194,7 +1230,7 @@ def write_demo(
             images[name] = writer(ctx, folder)["images"]
         summary = {
             "root": str(root),
-            **{k: params[k] for k in ("seed", "scale", "image_size")},
+            **{k: params[k] for k in ("seed", "scale", "image_size", "test_scale")},
             "images": images,
             "samples": _loaded_counts(tmp, taxonomy, seed),
         }
@@ -1238,8 +1274,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="default 1234")
     parser.add_argument("--scale", type=float, help="multiplies every count (default 1.0)")
     parser.add_argument("--image-size", type=int, help="image side in pixels (default 128)")
+    parser.add_argument(
+        "--test-scale", type=float, help="multiplies the held-out parts alone (default 1.0)"
+    )
     args = parser.parse_args(argv)
-    defaults = {"root": Path("data/demo"), "seed": 1234, "scale": 1.0, "image_size": 128}
+    defaults = {
+        "root": Path("data/demo"), "seed": 1234, "scale": 1.0, "image_size": 128, "test_scale": 1.0
+    }  # fmt: skip
     if args.params is not None:
         from skinr1.config import load_params
 
@@ -1249,6 +1290,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": p.seed,
             "scale": p.demo.scale,
             "image_size": p.demo.image_size,
+            "test_scale": p.demo.test_scale,
         }
     opts = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()}
     from skinr1.rules import load_rules
@@ -1262,10 +1304,11 @@ def main(argv: list[str] | None = None) -> int:
         seed=opts["seed"],
         scale=opts["scale"],
         image_size=opts["image_size"],
+        test_scale=opts["test_scale"],
     )
     print(
-        f"demo data in {opts['root']} (seed {opts['seed']}, scale {opts['scale']}, "
-        f"{opts['image_size']} px)"
+        f"demo data in {opts['root']} (seed {opts['seed']}, scale {opts['scale']}, test scale "
+        f"{opts['test_scale']}, {opts['image_size']} px)"
     )
     print(f"{'dataset':<13}{'images':>8}{'train':>7}{'val':>6}{'test':>6}{'unmapped':>10}")
     for name, n in summary["images"].items():
