@@ -49,6 +49,8 @@ class BaseModelParams(Section):
     warmup_batch_size: int
     warmup_lr: float
     warmup_examples: int
+    coarse_share: float  # warm-up examples naming a (noisy) top-level category
+    coarse_noise: float  # share of those whose category is wrong
 
 
 class ModelParams(Section):
@@ -102,7 +104,7 @@ class SFTParams(Section):
     out: str
     replay_fraction: float
     trajectory_types: list[int]
-    rationale: Literal["full", "findings"]
+    rationale: Literal["full", "compact", "findings"]
     learning_rate: float
     optim: str
     weight_decay: float
@@ -144,6 +146,7 @@ class GRPOParams(Section):
     epochs: float
     max_steps: int
     max_completion_length: int
+    merged_sampling: bool  # TRL's own generation: sample from the merged LoRA, dropout off
     logging_steps: int
     save_steps: int
 

@@ -11,6 +11,7 @@ by parameters alone.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from skinr1 import model_card
@@ -148,10 +149,56 @@ def build_trainer(model: ModelParams, cfg: GRPOParams, lora: LoRAParams, compute
     processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
     policy, peft_config = _policy(model, cfg, lora, base, cont, seed)
-    return GRPOTrainer(
+    trainer_class = GRPOTrainer
+    if merges_for_sampling(cfg, compute):
+
+        class trainer_class(GRPOTrainer):  # noqa: N801
+            def _generate_single_turn(self, *args, **kwargs):
+                with merged_for_sampling(self.accelerator.unwrap_model(self.model)):
+                    return super()._generate_single_turn(*args, **kwargs)
+
+    return trainer_class(
         model=policy, reward_funcs=get_reward_funcs(cfg.rewards), args=args,
         train_dataset=train_dataset, processing_class=processor, peft_config=peft_config,
     )  # fmt: skip
+
+
+@contextmanager
+def merged_for_sampling(model):
+    """The LoRA merged into its base layers and dropout off while completions are sampled, then
+    the base weights restored bit for bit (unmerging alone would leave rounding in them).
+
+    Sampling then draws from the policy pi_theta itself, as vLLM does at paper scale, rather than
+    from a dropout-perturbed copy of it, and each decoded token costs one matmul per layer instead
+    of three (measured on the tiny model: 1.30 s -> 0.92 s for 12 completions of 96 tokens).
+    The optimisation step is untouched: losses and log-probabilities are computed unmerged, in
+    training mode, as before.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    if not layers:
+        yield model
+        return
+    saved = [(m, m.get_base_layer().weight.detach().clone()) for m in layers]
+    training = model.training
+    model.eval()
+    model.merge_adapter()
+    try:
+        yield model
+    finally:
+        model.unmerge_adapter()
+        for m, weight in saved:
+            m.get_base_layer().weight.data.copy_(weight)
+        model.train(training)
+
+
+def merges_for_sampling(cfg: GRPOParams, compute: ComputeParams) -> bool:
+    """Whether ``merged_for_sampling`` applies: TRL's own generation of full weights on each
+    process (not vLLM, which samples from merged weights anyway; not Unsloth, which has its own
+    fast path; not ZeRO-3, whose weights are partitioned)."""
+    zero3 = "zero3" in Path(compute.accelerate_config).name and compute.num_processes > 1
+    return cfg.merged_sampling and cfg.engine == "trl" and not cfg.use_vllm and not zero3
 
 
 def reference_of(trainer) -> str:

@@ -35,25 +35,37 @@ STAGE = "sft"  # python -m skinr1 sft
 CURVES = Path("plots/sft")  # DVCLive's folder for this stage (a DVC plots output)
 
 
+RATIONALES = ("full", "compact", "findings")
+
+
 def apply_prompt_style(dataset, style: str, rationale: str = "full"):
     """Re-render each trajectory's prompt in ``style`` (compact: the RL answer tag too), and
-    with ``rationale="findings"`` cut each completion to ``findings_only``.
+    choose its completion: ``full`` (Appendix B's text), ``compact`` (the same parts in the
+    trajectory's compact format, ``trajectories.compact_response``) or ``findings`` (the
+    ablation that cuts it to ``findings_only``: no rule, no hierarchy, no differential).
 
-    SkinRationale itself keeps Appendix D's text and the full rationale; both are properties of
-    the model being trained, not of the data.
+    SkinRationale itself keeps Appendix D's text and both rationale formats; which one is
+    trained on is a property of the model being trained, not of the data.
     """
     from skinr1.prompts import ANSWER_TAG, template, user_message
 
-    if rationale not in ("full", "findings"):
-        raise ValueError(f"sft.rationale = {rationale!r}: expected 'full' or 'findings'")
+    if rationale not in RATIONALES:
+        raise ValueError(f"sft.rationale = {rationale!r}: expected one of {RATIONALES}")
     if style == "paper" and rationale == "full":
         return dataset
+    if rationale == "compact" and "compact" not in dataset.column_names:
+        raise ValueError(
+            "sft.rationale = 'compact', but this SkinRationale has no compact column (written "
+            "before it existed); rerun `dvc repro trajectories`"
+        )
     t1, t23 = template("sft_type1", style), template("sft_type23", style)
 
     def restyle(r):
         text = r["completion"][0]["content"][0]["text"]
         if rationale == "findings":
             text = findings_only(text)
+        elif rationale == "compact":
+            text = r["compact"]
         if style == "paper":
             return {
                 "completion": [{"role": "assistant", "content": [{"type": "text", "text": text}]}]

@@ -30,13 +30,14 @@ from typing import Protocol
 from skinr1.datasets.base import TextbookCase
 from skinr1.ddx import DDxGraph, resolve_ddx_neighbor
 from skinr1.prompts import SFT_TYPE1, SFT_TYPE23, user_message
-from skinr1.rules import Features, RuleBook
+from skinr1.rules import RULE_PREFIX, Features, RuleBook
 from skinr1.taxonomy import Taxonomy
 
 TYPES = (1, 2, 3)
 TYPE3_IMAGES = ("differential", "primary")
 MAX_SIBLINGS = 3  # siblings named by the optional sibling completion
 MAX_FEATURES = 3  # features per side named by the template comparator
+COMPACT_FEATURES = 2  # features named by a compact trajectory's rule or comparison
 NO_ALTERNATIVE = "no alternative diagnosis with cases off the primary's taxonomy path"
 
 
@@ -91,10 +92,24 @@ def type1_response(
     return f"<thinking>{_sentence(rationale)}</thinking> <diagnosis>{diagnosis}, {hier}</diagnosis>"
 
 
-def ddx_thinking(r_p: str, d_p: str, r_d: str, d_d: str, rho: str, final: str) -> str:
-    """The reasoning of the Type 2/3 examples: rule, primary, differential rule, rho, conclusion."""
+def split_rationale(text: str) -> tuple[str, str]:
+    """(findings, rule) of a textbook rationale: the sentences that state a diagnostic rule
+    ("Presence of ... indicates ...") and the rest, what the case's image shows. A rationale
+    without a rule sentence is all findings."""
+    sentences = re.split(r"(?<=[.!?])\s+", re.sub(r"\s+", " ", text).strip())
+    rule = [x for x in sentences if x.startswith(RULE_PREFIX)]
+    findings = [x for x in sentences if x and not x.startswith(RULE_PREFIX)]
+    return " ".join(findings), " ".join(rule)
+
+
+def ddx_thinking(
+    r_p: str, d_p: str, r_d: str, d_d: str, rho: str, final: str, findings: str = ""
+) -> str:
+    """The reasoning of the Type 2/3 examples: the shown image's findings, the rule of d_p, the
+    primary, the rule of d_d, rho and the conclusion."""
+    seen = f"{_sentence(findings)} " if findings.strip() else ""
     return (
-        f"Based on the rule: {_sentence(r_p)} We can give a primary diagnosis that {d_p}. "
+        f"{seen}Based on the rule: {_sentence(r_p)} We can give a primary diagnosis that {d_p}. "
         f"Considering the differential diagnosis for {d_p}, namely {d_d}, we compare against "
         f"the diagnostic rule for {d_d}: {_sentence(r_d)} {_sentence(rho)} "
         f'Therefore, the most likely condition corresponds to "{final}".'
@@ -151,6 +166,31 @@ def feature_phrases(f: Features) -> tuple[list[str], list[str]]:
         f"{f.size} size",
     ]
     return listed, single
+
+
+def rule_features(rules: RuleBook, taxonomy: Taxonomy, node: str) -> list[str]:
+    """The node's rule (or its nearest ancestor's) as its most discriminating features; [] for a
+    node without one."""
+    try:
+        f = rules.rule_for(node, taxonomy).features
+    except KeyError:
+        return []
+    listed, single = feature_phrases(f)
+    return (listed or single)[:COMPACT_FEATURES]
+
+
+def decisive_features(rules: RuleBook, taxonomy: Taxonomy, target: str, other: str) -> list[str]:
+    """Features of target's rule that other's rule lacks, most discriminating first (what decides
+    between the two); [] when either has no rule or nothing separates them."""
+    try:
+        ft = rules.rule_for(target, taxonomy).features
+        fo = rules.rule_for(other, taxonomy).features
+    except KeyError:
+        return []
+    own_l, own_s = feature_phrases(ft)
+    oth_l, oth_s = feature_phrases(fo)
+    diff_s = [a for a, b in zip(own_s, oth_s, strict=True) if a != b]
+    return ([p for p in own_l if p not in oth_l] + diff_s)[:COMPACT_FEATURES]
 
 
 class TemplateComparator:
@@ -335,6 +375,8 @@ class Trajectory:
     differential_case: str | None = None
     ddx_source: str | None = None  # "graph" (Algorithm 4) or "random" (fallback sampling)
     label_mismatch: bool = False  # only the type3_image="primary" ablation sets it
+    findings: str = ""  # what the shown image's case records it shows (no rule)
+    compact: str = ""  # the same reasoning in the compact format (``compact_response``)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -395,11 +437,11 @@ def synthesize(
     differential comes from Algorithm 4; if it returns None, or a node on d_p's own taxonomy
     path (not an alternative to d_p), one is sampled uniformly from the other diagnoses that
     have cases. Each type draws from its own seeded stream, so the output is a function of
-    ``seed`` and adding or removing a type leaves the others unchanged. ``rules`` is accepted
-    for the signature of the pipeline; rule text reaches the trajectories through the cases'
-    rationales and the comparator.
+    ``seed`` and adding or removing a type leaves the others unchanged. Types 2-3 open with the
+    findings of the image they are trained on and quote the rules of d_p and d_d (``rule_of``),
+    never another case's image description. ``rules`` also gives the compact format its
+    features.
     """
-    del rules  # the comparator holds the rule book; the argument keeps the pipeline signature
     types = tuple(types)
     if not types or set(types) - set(TYPES) or len(set(types)) != len(types):
         raise ValueError(f"types must be distinct values from {TYPES}, got {types}")
@@ -417,6 +459,8 @@ def synthesize(
     label_of = {c.image: c.diagnosis for c in usable}
 
     out: list[Trajectory] = []
+    rule_sources: Counter = Counter()
+    book = _Book(taxonomy, rules, rule_sources)
     fallbacks = {
         t: Counter(graph=0, alg4_none=0, on_path_rejected=0, random=0) for t in types if t != 1
     }
@@ -427,7 +471,7 @@ def synthesize(
         for case in usable:
             for k in range(per_case[t]):
                 if t == 1:
-                    out.append(_type1(case, k, taxonomy, siblings))
+                    out.append(_type1(case, k, book, siblings))
                     continue
                 d_p = case.diagnosis
                 d_d = resolve_ddx_neighbor(d_p, ddx, taxonomy, by_diag, rng)
@@ -450,9 +494,7 @@ def synthesize(
                     continue
                 seen.add((case.id, other.id))
                 out.append(
-                    _ddx_trajectory(
-                        t, case, other, source, comparator, taxonomy, type3_image, siblings
-                    )
+                    _ddx_trajectory(t, case, other, source, comparator, book, type3_image, siblings)
                 )
 
     report = {
@@ -468,6 +510,9 @@ def synthesize(
         "skips": skips,
         "skip_counts": dict(Counter(s["reason"] for s in skips)),
         "label_mismatch": sum(tr.label_mismatch for tr in out),
+        # where the rules Types 2-3 quote came from: the case's own rule sentence, the rule
+        # book, or (neither having one) the case's whole rationale, as the paper does
+        "rule_sources": dict(rule_sources),
         "comparator": type(comparator).__name__,
         "comparator_stats": getattr(comparator, "stats", None),
     }
@@ -485,8 +530,68 @@ def synthesize(
     return out, report
 
 
-def _type1(case: TextbookCase, k: int, taxonomy: Taxonomy, siblings: bool) -> Trajectory:
-    d = case.diagnosis
+class _Book:
+    """The taxonomy and rule book as synthesis uses them, counting where each quoted rule came
+    from."""
+
+    def __init__(self, taxonomy: Taxonomy, rules: RuleBook, sources: Counter):
+        self.taxonomy, self.rules, self.sources = taxonomy, rules, sources
+
+    def rule_of(self, case: TextbookCase) -> str:
+        """The rule of the case's diagnosis: its own rule sentence, else the rule book's (the
+        node's or its nearest ancestor's), else its whole rationale (the paper's r_i)."""
+        own = split_rationale(case.rationale)[1]
+        if own:
+            self.sources["case"] += 1
+            return own
+        try:
+            text = self.rules.rule_for(case.diagnosis, self.taxonomy).text
+            self.sources["rule book"] += 1
+            return text
+        except KeyError:
+            self.sources["rationale"] += 1
+            return case.rationale
+
+
+def _what_is_seen(findings: str) -> str:
+    """The findings without how the picture was taken ("Dermoscopy of ... skin shows a"): the
+    compact format spends its tokens on the lesion."""
+    text = re.sub(r"^[^.;]*?\bshows\s+(?:an?\s+)?", "", findings.strip(), count=1)
+    return _sentence_case(_sentence(text)) if text else ""
+
+
+def compact_response(findings: str, final: str, taxonomy: Taxonomy, rules: RuleBook, *,
+                     primary: str | None = None, differential: str | None = None) -> str:  # fmt: skip
+    """A trajectory short enough for the tiny model's completion budget that keeps its parts:
+    the image's findings; for Type 1 the rule of the diagnosis as its key features, for Types 2-3
+    the primary, the differential and the features that decide between them; the hierarchical
+    completion and the lesion condition. E.g. ``<thinking>Symmetric flat lesion ... Primary
+    actinic keratosis; versus porokeratosis, keratotic surface and light brown colour indicate
+    porokeratosis, a subtype of benign keratosis-like lesion.</thinking> <diagnosis>
+    porokeratosis, benign</diagnosis>``."""
+    seen = _what_is_seen(findings)
+    if primary is None:
+        feats = rule_features(rules, taxonomy, final)
+        reason = f"Rule: {_join(feats) or 'the findings'} indicate {final}"
+    else:
+        other = _other(final, primary, differential)
+        feats = decisive_features(rules, taxonomy, final, other)
+        reason = (
+            f"Primary {primary}; versus {differential}, {_join(feats) or 'the findings'} indicate "
+            f"{final}"
+        )
+    ancestors = taxonomy.ancestors(final)[::-1]
+    hier = f", a subtype of {_join(ancestors)}" if ancestors else ""
+    thinking = f"{seen} {reason}{hier}." if seen else f"{reason}{hier}."
+    return (
+        f"<thinking>{thinking}</thinking> <diagnosis>{final}, {taxonomy.malignancy(final)}"
+        "</diagnosis>"
+    )
+
+
+def _type1(case: TextbookCase, k: int, book: _Book, siblings: bool) -> Trajectory:
+    d, taxonomy = case.diagnosis, book.taxonomy
+    findings = split_rationale(case.rationale)[0]
     return Trajectory(
         id=f"t1-{case.id}" + (f"-r{k}" if k else ""),
         type=1,
@@ -501,6 +606,8 @@ def _type1(case: TextbookCase, k: int, taxonomy: Taxonomy, siblings: bool) -> Tr
         rationale=_sentence(case.rationale),
         image_case=case.id,
         image_label=d,
+        findings=findings,
+        compact=compact_response(findings, d, taxonomy, book.rules),
     )
 
 
@@ -510,17 +617,18 @@ def _ddx_trajectory(
     differential: TextbookCase,
     source: str,
     comparator: Comparator,
-    taxonomy: Taxonomy,
+    book: _Book,
     type3_image: str,
     siblings: bool,
 ) -> Trajectory:
+    taxonomy = book.taxonomy
     d_p, d_d = primary.diagnosis, differential.diagnosis
     final = d_p if t == 2 else d_d
-    rho = comparator(
-        primary.rationale, differential.rationale, final, primary=d_p, differential=d_d
-    )
-    thinking = ddx_thinking(primary.rationale, d_p, differential.rationale, d_d, rho, final)
+    r_p, r_d = book.rule_of(primary), book.rule_of(differential)
+    rho = comparator(r_p, r_d, final, primary=d_p, differential=d_d)
     shown = differential if t == 3 and type3_image == "differential" else primary
+    findings = split_rationale(shown.rationale)[0]
+    thinking = ddx_thinking(r_p, d_p, r_d, d_d, rho, final, findings=findings)
     return Trajectory(
         id=f"t{t}-{primary.id}-vs-{differential.id}",
         type=t,
@@ -538,6 +646,10 @@ def _ddx_trajectory(
         differential_case=differential.id,
         ddx_source=source,
         label_mismatch=shown.diagnosis != final,
+        findings=findings,
+        compact=compact_response(
+            findings, final, taxonomy, book.rules, primary=d_p, differential=d_d
+        ),  # fmt: skip
     )
 
 
@@ -565,6 +677,7 @@ def to_sft_dataset(trajectories: Sequence[Trajectory]):
             "final": datasets.Value("string"),
             "primary": datasets.Value("string"),
             "differential": datasets.Value("string"),
+            "compact": datasets.Value("string"),
         }
     )
     rows = [
@@ -579,6 +692,7 @@ def to_sft_dataset(trajectories: Sequence[Trajectory]):
             "final": tr.final,
             "primary": tr.primary,
             "differential": tr.differential,
+            "compact": tr.compact,
         }
         for tr in trajectories
     ]

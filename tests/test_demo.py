@@ -157,6 +157,11 @@ def test_textbook_cases_are_new_images(demo, knowledge):
     diagnoses = {c.diagnosis for c in cases}
     classes = set(tax.dataset_maps["HAM10000"].values())
     assert classes <= diagnoses
+    # the textbook covers every label the RL datasets ask about, subtypes included
+    from skinr1.embedded.demo_data import TEXTBOOK_DATASETS
+
+    labels = {n for d in TEXTBOOK_DATASETS for n in tax.dataset_maps.get(d, {}).values()}
+    assert labels <= diagnoses and len(labels) > len(classes) + 40
     # At scale 0.1: round(32 * 0.1) = 3 cases per HAM10000 class, the floor of 2 per neighbour.
     per = Counter(c.diagnosis for c in cases)
     assert {d: per[d] for d in classes} == dict.fromkeys(classes, 3)

@@ -48,3 +48,34 @@ def test_missing_local_model_path_names_the_parameter_and_the_fix(tmp_path):
     ):
         check_model_source(str(tmp_path / "models" / "base"))
     check_model_source("Qwen/Qwen2.5-VL-7B-Instruct")  # a hub id is left to from_pretrained
+
+
+def test_warmup_names_noisy_top_level_categories_and_never_a_diagnosis():
+    import re
+
+    from skinr1.embedded.tiny_model import warmup_examples
+    from skinr1.rules import load_rules
+    from skinr1.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    rules = load_rules(tax)
+    top = {c for c in tax.categories() if len(tax.path(c)) == 1}
+    fine = {n for n in tax.categories() if len(tax.path(n)) > 1}
+    rows = warmup_examples(rules, 400, 3, image_size=32, prompt_style="compact", taxonomy=tax,
+                           coarse_share=0.5, coarse_noise=0.3)  # fmt: skip
+    coarse = []
+    for r in rows:
+        text = r["completion"][0]["content"][0]["text"]
+        m = re.search(r"<final diagnosis>[A-D]: (.+)</final diagnosis>", text)
+        if m and "abnormality" in r["prompt"][0]["content"][0]["text"]:
+            coarse.append(m.group(1))
+    assert 160 <= len(coarse) <= 240  # half of 400, drawn
+    assert set(coarse) <= top and not set(coarse) & fine
+    # the same seed gives the same examples; without coarse_share there are none
+    again = warmup_examples(rules, 400, 3, image_size=32, prompt_style="compact", taxonomy=tax,
+                            coarse_share=0.5, coarse_noise=0.3)  # fmt: skip
+    assert [r["completion"] for r in again] == [r["completion"] for r in rows]
+    plain = warmup_examples(rules, 50, 3, image_size=32, prompt_style="compact")
+    assert not any("abnormality" in r["prompt"][0]["content"][0]["text"] for r in plain)
+    with pytest.raises(ValueError, match="coarse_noise"):
+        warmup_examples(rules, 5, 3, image_size=32, taxonomy=tax, coarse_share=0.5, coarse_noise=2)

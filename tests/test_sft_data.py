@@ -62,3 +62,18 @@ def test_apply_prompt_style_paper_full_is_the_data_unchanged_and_bad_values_are_
     assert paper_cut == findings_only(TYPE1)
     with pytest.raises(ValueError, match="sft.rationale"):
         apply_prompt_style(ds, "compact", "short")
+
+
+def test_apply_prompt_style_compact_trains_the_compact_column_and_old_data_is_refused():
+    compact = (
+        "<thinking>Red scaly patch. Rule: strawberry pattern and scale indicate actinic "
+        "keratosis.</thinking> <diagnosis>actinic keratosis, precancerous in situ</diagnosis>"
+    )
+    msg = [{"role": "assistant", "content": [{"type": "text", "text": TYPE1}]}]
+    ds = datasets.Dataset.from_list(
+        [{"prompt": [], "completion": msg, "type": 1, "compact": compact}]
+    )
+    text = apply_prompt_style(ds, "compact", "compact")[0]["completion"][0]["content"][0]["text"]
+    assert text == compact.replace("diagnosis>", "final diagnosis>")
+    with pytest.raises(ValueError, match="no compact column.*dvc repro trajectories"):
+        apply_prompt_style(_ds(TYPE1), "compact", "compact")

@@ -176,3 +176,34 @@ def test_kl_reference_is_the_sft_policy_when_continuing_and_when_merging(stage):
         ref_logits = trainer.model(input_ids=ids).logits
     with torch.no_grad():
         assert torch.allclose(ref_logits, sft_policy(input_ids=ids).logits, atol=1e-5)
+
+
+def test_merged_sampling_samples_the_same_policy_and_restores_the_weights_exactly(stage):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from skinr1.grpo import merged_for_sampling, merges_for_sampling
+    from skinr1.model import load_model
+
+    P = stage
+    torch.manual_seed(0)
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.5, target_modules=["q_proj", "v_proj"],
+                     init_lora_weights=False)  # non-zero B, so merging changes the weights  # fmt: skip
+    model = get_peft_model(load_model(P.model.base), cfg)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        model.eval()
+        unmerged = model(input_ids=ids).logits
+        model.train()
+        with merged_for_sampling(model) as m:
+            assert not m.training  # dropout off while sampling
+            merged = m(input_ids=ids).logits
+    assert model.training
+    assert torch.allclose(merged, unmerged, atol=1e-5)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # bit for bit
+    assert merges_for_sampling(P.grpo, P.compute)
+    assert not merges_for_sampling(P.grpo.model_copy(update={"use_vllm": True}), P.compute)
+    assert not merges_for_sampling(P.grpo.model_copy(update={"merged_sampling": False}), P.compute)

@@ -536,7 +536,7 @@ def test_sft_dataset_is_trl_vision_prompt_completion(kb, make_case):
     trs, _ = _run(kb, [nev, mel], types=(1, 3))
     ds = to_sft_dataset(trs)
     assert ds.column_names == ["prompt", "completion", "images", "id", "type", "final", "primary",
-                               "differential"]  # fmt: skip
+                               "differential", "compact"]  # fmt: skip
     row = ds[2]  # t3-nev1-vs-mel1
     assert (row["id"], row["type"], row["final"], row["primary"], row["differential"]) == (
         "t3-nev1-vs-mel1",
@@ -607,3 +607,65 @@ def test_real_knowledge_base_smoke(tmp_path):
     f = report["fallbacks"][2]
     no_alternative = sum(s["type"] == 2 for s in report["skips"])
     assert f["graph"] + f["random"] + no_alternative == len(cases)
+
+
+# --- findings apart from rules, and the compact format ---------------------------------------
+SEEN_NEV = "Dermoscopy of Fitzpatrick type II skin shows a symmetric brown lesion."
+SEEN_MEL = "Dermoscopy of Fitzpatrick type V skin shows an asymmetric black lesion."
+
+
+def test_split_rationale_separates_findings_from_the_rule():
+    from skinr1.trajectories import split_rationale
+
+    assert split_rationale(f"{SEEN_NEV}  {R_NEV}") == (SEEN_NEV, R_NEV)
+    assert split_rationale(R_NEV) == ("", R_NEV)
+    assert split_rationale("A firm papule. It dimples.") == ("A firm papule. It dimples.", "")
+
+
+def test_type3_opens_with_the_shown_images_findings_and_quotes_both_rules(kb, make_case):
+    nev = make_case("nev1", "melanocytic nevus", f"{SEEN_NEV} {R_NEV}")
+    mel = make_case("mel1", "melanoma", f"{SEEN_MEL} {R_MEL}")
+    trs, report = _run(kb, [nev, mel], types=(3,))
+    tr = trs[0]  # revises nevus -> melanoma, trained on the melanoma image
+    assert tr.image == mel.image and tr.findings == SEEN_MEL
+    assert tr.rationale.startswith(f"{SEEN_MEL} Based on the rule: {R_NEV} We can give")
+    assert f"the diagnostic rule for melanoma: {R_MEL} " in tr.rationale
+    assert SEEN_NEV not in tr.rationale  # the other image's description is never quoted
+    assert report["rule_sources"] == {"case": 4}
+    assert tr.compact == (
+        "<thinking>Asymmetric black lesion. Primary melanocytic nevus; versus melanoma, atypical "
+        "pigment network and blue-white veil indicate melanoma.</thinking> <diagnosis>melanoma, "
+        "malignant</diagnosis>"
+    )
+    keep = _run(kb, [nev, mel], types=(2,))[0][0]  # keeps nevus, on the nevus image
+    assert keep.compact == (
+        "<thinking>Symmetric brown lesion. Primary melanocytic nevus; versus melanoma, typical "
+        "pigment network and light brown colour indicate melanocytic nevus.</thinking> "
+        "<diagnosis>melanocytic nevus, benign</diagnosis>"
+    )
+
+
+def test_type1_compact_states_the_rule_and_the_hierarchy(kb, make_case):
+    sk = make_case(
+        "sk1", "seborrheic keratosis", f"A clinical photograph shows a waxy papule. {R_SK}"
+    )
+    (tr,), _ = _run(kb, [sk], types=(1,))
+    # seborrheic keratosis has no rule of its own: its parent's features stand in
+    assert tr.compact == (
+        "<thinking>Waxy papule. Rule: milia-like cysts and comedo-like openings indicate "
+        "seborrheic keratosis, a subtype of benign keratosis-like lesion.</thinking> "
+        "<diagnosis>seborrheic keratosis, benign</diagnosis>"
+    )
+    assert tr.response.startswith(f"<thinking>A clinical photograph shows a waxy papule. {R_SK}")
+
+
+def test_rules_quoted_fall_back_to_the_rule_book_then_the_rationale(kb, make_case):
+    nev = make_case("nev1", "melanocytic nevus", "A symmetric brown lesion.")  # no rule sentence
+    df = make_case("df1", "dermatofibroma", "A firm papule that dimples.")  # and no rule at all
+    trs, report = _run(kb, [nev, df], types=(2,))
+    by_primary = {t.primary: t for t in trs}
+    assert f"Based on the rule: {R_NEV} " in by_primary["melanocytic nevus"].rationale
+    assert (
+        "Based on the rule: A firm papule that dimples. " in by_primary["dermatofibroma"].rationale
+    )
+    assert report["rule_sources"] == {"rule book": 2, "rationale": 2}

@@ -332,6 +332,7 @@ SCALE_COUNTS = {  # targets at scale 1.0
     # many cases of each HAM10000 class, a few of each DDx neighbour (the textbook's rarer pages).
     "textbook_per_class": 32,
     "textbook_per_neighbour": 4,
+    "textbook_per_label": 2,  # every other label of the RL datasets (their subtypes)
 }
 
 
@@ -1082,8 +1083,14 @@ def rationale_opening(modality: str, tone: int) -> str:
     return f"{VIEWS[modality]} of Fitzpatrick type {ROMAN[tone - 1]} skin shows a"
 
 
+# The RL datasets whose labels the textbook covers (OmniMedVQA is held out: it is the OOD test).
+TEXTBOOK_DATASETS = ("HAM10000", "PAD-UFES-20", "BCN20000", "derm12345", "derm7pt", "dermnet")
+
+
 def textbook_diagnoses(taxonomy) -> list[str]:
-    """The HAM10000 classes and their DDx neighbours — the diagnoses SkinRationale needs."""
+    """The HAM10000 classes, their DDx neighbours, then every other label of the RL datasets'
+    label trees (the subtypes derm12345, derm7pt and DermNet ask about), as a textbook covers
+    them — the diagnoses SkinRationale needs."""
     from skinr1.ddx import load_ddx
 
     main = list(dict.fromkeys(taxonomy.dataset_maps.get("HAM10000", {}).values()))
@@ -1096,18 +1103,33 @@ def textbook_diagnoses(taxonomy) -> list[str]:
         for nb in graph.neighbours(node) if graph is not None else []:
             if nb not in out:
                 out.append(nb)
+    for dataset in TEXTBOOK_DATASETS:
+        for node in taxonomy.dataset_maps.get(dataset, {}).values():
+            if node not in out:
+                out.append(node)
     return out
 
 
 def write_textbook(ctx: _Context, root: Path) -> dict:
-    """``textbook/cases.jsonl`` + ``textbook/images/*.png``: 32 cases of each HAM10000 class and 4
-    of each DDx neighbour (at scale 1), each with a rationale that describes exactly what its
-    image shows."""
+    """``textbook/cases.jsonl`` + ``textbook/images/*.png``: 32 cases of each HAM10000 class, 4 of
+    each DDx neighbour and 2 of every other label of the RL datasets (at scale 1), each with a
+    rationale that describes exactly what its image shows."""
+    from skinr1.ddx import load_ddx
+
     rng, paint = ctx.rng("textbook"), _Painter(ctx, "textbook")
     classes = set(ctx.taxonomy.dataset_maps.get("HAM10000", {}).values())
+    try:
+        graph = load_ddx(ctx.taxonomy)
+        neighbours = {nb for c in classes for nb in graph.neighbours(c)}
+    except KnowledgeError:
+        neighbours = set()
     lines = []
     for node in textbook_diagnoses(ctx.taxonomy):
-        key = "textbook_per_class" if node in classes else "textbook_per_neighbour"
+        key = (
+            "textbook_per_class" if node in classes
+            else "textbook_per_neighbour" if node in neighbours
+            else "textbook_per_label"
+        )  # fmt: skip
         per = max(2, round(SCALE_COUNTS[key] * ctx.scale))
         try:
             rule = ctx.rules.rule_for(node, ctx.taxonomy)

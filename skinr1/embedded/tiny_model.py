@@ -181,14 +181,28 @@ ATTRIBUTE_QUESTIONS = {
 
 
 def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
-                    prompt_style: str = "paper") -> list[dict]:  # fmt: skip
+                    prompt_style: str = "paper", taxonomy=None, coarse_share: float = 0.0,
+                    coarse_noise: float = 0.0) -> list[dict]:  # fmt: skip
     """Rendered lesions with captions and visual multiple-choice questions, no diagnosis names.
 
     Feature sets come from the rule book's diagnoses with random drops and swaps, so the vision
-    tower sees the downstream feature combinations without ever being told the disease.
+    tower sees the downstream feature combinations without ever being told the disease. A
+    ``coarse_share`` of the examples stands in for what a pretrained VLM knows of dermatology: a
+    "What type of abnormality ...?" question among four top-level categories of ``taxonomy``,
+    answered with the diagnosis's top-level category, or (``coarse_noise`` of them) a wrong one
+    — web-scale captions name coarse classes, often wrongly, and never the fine diagnosis.
     """
     from skinr1.embedded.lesions import render
-    from skinr1.prompts import VQA_TEMPLATE, format_question, template, user_message
+    from skinr1.prompts import QUESTION, VQA_TEMPLATE, format_question, template, user_message
+
+    if not 0 <= coarse_share <= 1 or not 0 <= coarse_noise <= 1:
+        raise ValueError(
+            f"base_model.coarse_share = {coarse_share}, coarse_noise = {coarse_noise}: both must "
+            "lie in [0, 1]"
+        )
+    if coarse_share and taxonomy is None:
+        raise ValueError("warmup_examples: coarse_share > 0 needs the taxonomy")
+    top = [c for c in taxonomy.categories() if len(taxonomy.path(c)) == 1] if coarse_share else []
 
     # Paper style: the RL prompt itself (a 7B instruct model has seen such prompts); compact: a
     # generic VQA prompt, so the diagnostic instruction is first seen in SFT.
@@ -196,11 +210,12 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
-    feats = [r.features for _, r in sorted(rulebook.rules.items())]
+    diagnoses = sorted(rulebook.rules.items())
     vocab = rulebook.vocabulary
     out = []
     for i in range(n):
-        f = rng.choice(feats)
+        node, rule = rng.choice(diagnoses)
+        f = rule.features
         colours = list(f.colours) or ["light brown"]
         structures = [s for s in f.structures if rng.random() > 0.2]
         if rng.random() < 0.3:
@@ -211,7 +226,17 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
         img = render(f, nrng, size=image_size, skin_tone=rng.randint(1, 6),
                      modality=rng.choice(["dermoscopic", "dermoscopic", "clinical"]))  # fmt: skip
         caption = f.describe()
-        if i % 2 == 0:
+        if coarse_share and rng.random() < coarse_share:
+            right = taxonomy.path(node)[0]
+            if rng.random() < coarse_noise:
+                right = rng.choice([c for c in top if c != right])
+            opts = [*rng.sample([c for c in top if c != right], 3), right]
+            rng.shuffle(opts)
+            options = dict(zip("ABCD", opts, strict=True))
+            prompt = rl_template.format(question=format_question(options, QUESTION))
+            choice = f"{'ABCD'[opts.index(right)]}: {right}"
+            answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{choice}</final diagnosis>"
+        elif i % 2 == 0:
             prompt, answer = "Describe the visual features of this skin lesion.", caption + "."
         else:
             attr = rng.choice([a for a in ATTRIBUTE_QUESTIONS if getattr(f, a)])
@@ -242,7 +267,8 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
 
 def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr: float, seed: int,
             n_examples: int, image_size: int, prompt_style: str = "paper",
-            log_file: Path | None = None) -> list[dict]:  # fmt: skip
+            log_file: Path | None = None, taxonomy=None, coarse_share: float = 0.0,
+            coarse_noise: float = 0.0) -> list[dict]:  # fmt: skip
     """Full-parameter training of the tiny model on ``warmup_examples``; saves in place, with
     the examples in ``warmup_data/`` for SFT's replay."""
     import datasets
@@ -253,8 +279,15 @@ def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr:
     model = load_model(str(model_dir))
     ds = datasets.Dataset.from_list(
         warmup_examples(
-            rulebook, n_examples, seed, image_size=image_size, prompt_style=prompt_style
-        )
+            rulebook,
+            n_examples,
+            seed,
+            image_size=image_size,
+            prompt_style=prompt_style,
+            taxonomy=taxonomy,
+            coarse_share=coarse_share,
+            coarse_noise=coarse_noise,
+        )  # fmt: skip
     )
     args = SFTConfig(
         output_dir=str(model_dir / "_warmup"), max_steps=steps, per_device_train_batch_size=batch_size,
@@ -299,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     history = warm_up(tmp, rules, steps=p.warmup_steps, batch_size=p.warmup_batch_size,
                       lr=p.warmup_lr, seed=params.seed, n_examples=p.warmup_examples,
                       image_size=cfg.image_size, prompt_style=params.model.prompt_style,
-                      log_file=tmp / "warmup_log.json")  # fmt: skip
+                      log_file=tmp / "warmup_log.json", taxonomy=tax,
+                      coarse_share=p.coarse_share, coarse_noise=p.coarse_noise)  # fmt: skip
     import shutil
 
     shutil.rmtree(tmp / "_warmup", ignore_errors=True)
