@@ -28,7 +28,7 @@ test-fast: setup      ## unit tests only (no training, no notebooks)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check skinr1 tests notebooks && $(BIN)/ruff format --check skinr1 tests notebooks
+	$(BIN)/ruff check skinr1 tests notebooks tools && $(BIN)/ruff format --check skinr1 tests notebooks tools
 
 supplement: setup     ## reports/ as HTML with an index page, in supplement/
 	$(BIN)/python tools/supplement.py supplement

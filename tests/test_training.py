@@ -207,3 +207,22 @@ def test_merged_sampling_samples_the_same_policy_and_restores_the_weights_exactl
     assert merges_for_sampling(P.grpo, P.compute)
     assert not merges_for_sampling(P.grpo.model_copy(update={"use_vllm": True}), P.compute)
     assert not merges_for_sampling(P.grpo.model_copy(update={"merged_sampling": False}), P.compute)
+
+
+def test_sampling_benchmark_runs_every_setting(stage, capsys):
+    import importlib.util
+
+    from skinr1.sft import train_sft
+
+    P = stage
+    ds, _ = _sft_dataset(P)
+    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+              out_dir=Path(P.sft.out))  # fmt: skip
+    path = Path(__file__).resolve().parent.parent / "tools" / "bench_sampling.py"
+    spec = importlib.util.spec_from_file_location("bench_sampling", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--params", "params.yaml", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "training mode" in out and "eval mode" in out and "merged, eval mode, 1 thread" in out
+    assert f"{P.grpo.prompts_per_step} x {P.grpo.num_generations} completions" in out
