@@ -328,6 +328,11 @@ def intervals_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> dict:
             ds = [r["dataset"] for r in rows]
             acc = accuracy_ci([r["correct"] for r in rows], ds, seed=seed, n_boot=n_boot)
             inv = accuracy_ci([r["invalid"] for r in rows], ds, seed=seed, n_boot=n_boot)
+            per_ds = {}
+            for name in sorted(set(ds)):
+                at = [r["correct"] for r in rows if r["dataset"] == name]
+                per_ds[name] = accuracy_ci(at, [name] * len(at), seed=seed,
+                                           n_boot=n_boot)["pooled"]  # fmt: skip
             depth = {}
             for d in sorted({r["depth"] for r in rows if r.get("depth") is not None}):
                 at = [r for r in rows if r.get("depth") == d]
@@ -336,7 +341,7 @@ def intervals_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> dict:
                                             n_boot=n_boot)["pooled"]  # fmt: skip
             out.setdefault(kind, {})[model] = {"acc": acc["pooled"], "avg_acc": acc["avg"],
                                                "invalid_rate": inv["pooled"],
-                                               "by_depth": depth}  # fmt: skip
+                                               "per_dataset": per_ds, "by_depth": depth}  # fmt: skip
     return out
 
 
@@ -407,6 +412,22 @@ def interval_table(metrics: dict, key: str = "acc"):
     return pd.DataFrame(cols)
 
 
+def _cell(ci: dict) -> str:
+    return f"{ci['value']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
+
+
+def dataset_table(metrics: dict, kind: str):
+    """Rows = models, columns = datasets of one set: ``accuracy [low, high]`` with its 95%
+    bootstrap interval and the dataset's n in the column name (Tables 2-5 with intervals)."""
+    import pandas as pd
+
+    per_model = metrics[kind]
+    some = next(iter(per_model.values()))["ci"]["per_dataset"]
+    cols = {f"{d} (n={v['n']})": {MODEL_LABELS.get(m, m): _cell(s["ci"]["per_dataset"][d])
+                                  for m, s in per_model.items()} for d, v in some.items()}  # fmt: skip
+    return pd.DataFrame(cols)
+
+
 def depth_table(metrics: dict, kind: str):
     """Rows = models, columns = the taxonomy depth of the correct option in one set:
     ``accuracy [low, high]`` with its 95% interval, n and chance level in the column name. Depth 1
@@ -418,9 +439,7 @@ def depth_table(metrics: dict, kind: str):
     cols = {}
     for d, v in some["by_depth"].items():
         name = f"depth {d} (n={v['n']}, chance {v['chance']:.2f})"
-        cols[name] = {MODEL_LABELS.get(m, m): f"{s['ci']['by_depth'][d]['value']:.3f} "
-                      f"[{s['ci']['by_depth'][d]['ci_low']:.3f}, "
-                      f"{s['ci']['by_depth'][d]['ci_high']:.3f}]"
+        cols[name] = {MODEL_LABELS.get(m, m): _cell(s["ci"]["by_depth"][d])
                       for m, s in per_model.items()}  # fmt: skip
     return pd.DataFrame(cols)
 

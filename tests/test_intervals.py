@@ -122,3 +122,20 @@ def test_accuracy_by_answer_depth_with_intervals_and_its_table():
     t = depth_table(metrics, "hierarchical")
     assert list(t.columns) == ["depth 2 (n=40, chance 0.25)", "depth 3 (n=40, chance 0.25)"]
     assert t.iloc[0, 1] == "0.000 [0.000, 0.000]"
+
+
+def test_per_dataset_accuracies_carry_their_own_intervals():
+    from skinr1.evaluation import dataset_table, intervals_of
+
+    records = [
+        {"model": "sft", "set": "disease", "id": f"q{i}", "dataset": "HAM10000" if i < 40 else "PAD",
+         "correct": i < 20 or 40 <= i < 50, "invalid": False, "n_options": 4}
+        for i in range(50)
+    ]  # fmt: skip
+    ci = intervals_of(records, seed=0, n_boot=2000)["disease"]["sft"]["per_dataset"]
+    assert (ci["HAM10000"]["value"], ci["HAM10000"]["n"]) == (0.5, 40)
+    assert (ci["PAD"]["value"], ci["PAD"]["n"], ci["PAD"]["informative"]) == (1.0, 10, False)
+    assert ci["PAD"]["ci_low"] == ci["PAD"]["ci_high"] == 1.0
+    t = dataset_table({"disease": {"sft": {"ci": {"per_dataset": ci}}}}, "disease")
+    assert list(t.columns) == ["HAM10000 (n=40)", "PAD (n=10)"]
+    assert t.iloc[0, 1] == "1.000 [1.000, 1.000]"
