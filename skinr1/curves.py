@@ -15,7 +15,7 @@ from pathlib import Path
 # other per-completion statistics stay in the adapter's log_history.json.
 _REWARD = re.compile(r"rewards/(\w+?)(?:_reward)?/mean")
 _KEEP = {"loss", "grad_norm", "learning_rate", "mean_token_accuracy", "entropy", "reward",
-         "reward_std", "kl", "frac_reward_zero_std"}  # fmt: skip
+         "reward_std", "kl"}  # fmt: skip
 _RENAMED = {"completions/mean_length": "completion_length"}
 
 

@@ -332,7 +332,7 @@ SCALE_COUNTS = {  # targets at scale 1.0
     # many cases of each HAM10000 class, a few of each DDx neighbour (the textbook's rarer pages).
     "textbook_per_class": 32,
     "textbook_per_neighbour": 4,
-    "textbook_per_label": 4,  # every other label of the RL datasets (their subtypes)
+    "textbook_per_label": 2,  # every other label of the RL datasets (their subtypes)
 }
 
 
@@ -1112,7 +1112,7 @@ def textbook_diagnoses(taxonomy) -> list[str]:
 
 def write_textbook(ctx: _Context, root: Path) -> dict:
     """``textbook/cases.jsonl`` + ``textbook/images/*.png``: 32 cases of each HAM10000 class, 4 of
-    each DDx neighbour and 4 of every other label of the RL datasets (at scale 1), each with a
+    each DDx neighbour and 2 of every other label of the RL datasets (at scale 1), each with a
     rationale that describes exactly what its image shows."""
     from skinr1.ddx import load_ddx
 

@@ -205,11 +205,8 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
     top = [c for c in taxonomy.categories() if len(taxonomy.path(c)) == 1] if coarse_share else []
 
     # Paper style: the RL prompt itself (a 7B instruct model has seen such prompts); compact: a
-    # generic VQA prompt for the attribute questions, so the diagnostic instruction is first seen
-    # with a diagnosis in SFT. The coarse questions use the RL prompt in both styles: they stand in
-    # for what an instruct model already answers when asked what a lesion is.
+    # generic VQA prompt, so the diagnostic instruction is first seen in SFT.
     rl_template = template("rl", prompt_style) if prompt_style == "paper" else VQA_TEMPLATE
-    coarse_template = template("rl", prompt_style)
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -236,7 +233,7 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
             opts = [*rng.sample([c for c in top if c != right], 3), right]
             rng.shuffle(opts)
             options = dict(zip("ABCD", opts, strict=True))
-            prompt = coarse_template.format(question=format_question(options, QUESTION))
+            prompt = rl_template.format(question=format_question(options, QUESTION))
             choice = f"{'ABCD'[opts.index(right)]}: {right}"
             answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{choice}</final diagnosis>"
         elif i % 2 == 0:
