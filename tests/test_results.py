@@ -68,7 +68,17 @@ def test_the_orderings_that_hold_on_the_committed_run_are_pinned():
     assert {c["claim"] for c in claims if c["holds"]} == {
         "Skin-R1 (SFT+RL) beats the base model",
         "SFT beats the base model",
+        "RL after SFT adds to SFT",
         "SFT+RL beats RL without SFT",
+        "RL without SFT beats the base model",
+        "SFT lowers the invalid-answer rate",
         "SFT+RL beats the base model on lesion condition",
+        "SFT+RL beats the base model out of distribution",
+        "DDx questions are harder than in-distribution ones (SFT+RL)",
         "Hierarchical questions are harder than in-distribution ones (SFT+RL)",
     }
+    # issue 11: test sets large enough for intervals, and four options in the hierarchical set
+    n = {c["claim"]: c["n"] for c in claims}
+    assert n["SFT beats the base model"] >= 500
+    metrics = json.loads((ROOT / "metrics" / "metrics.json").read_text(encoding="utf-8"))
+    assert all(m["options"] == {"4": m["ci"]["acc"]["n"]} for m in metrics["hierarchical"].values())
