@@ -29,7 +29,7 @@ MICRO = {
         },
         "warmup_steps": 4,
         "warmup_batch_size": 4,
-        "warmup_examples": 48,  # also the replay pool: sft.replay_fraction 0.25 draws from it
+        "warmup_examples": 240,  # also the replay pool: sft.replay_fraction 0.25 draws 189 of it
     },  # fmt: skip
     "model": {"max_pixels": 3136, "min_pixels": 3136},
     "trajectories": {"per_case": {1: 1, 2: 1, 3: 1}},

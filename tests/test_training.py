@@ -96,8 +96,8 @@ def test_replay_mixes_the_requested_share_without_diagnosis_names(stage):
     for r in replay:
         text = r["completion"][0]["content"][0]["text"]
         assert not any(f" {n}." in text or f">{n}<" in text for n in names)
-    with pytest.raises(ValueError, match="needs 108 replay rows.*raise base_model.warmup_examples"):
-        with_replay(ds, P.model.base, fraction=0.75, seed=1)
+    with pytest.raises(ValueError, match="needs 324 replay rows.*raise base_model.warmup_examples"):
+        with_replay(ds, P.model.base, fraction=0.9, seed=1)  # the micro pool holds 240
     with pytest.raises(FileNotFoundError, match="has no warmup_data/.*set sft.replay_fraction: 0"):
         with_replay(ds, "elsewhere", fraction=0.25, seed=1)
 
