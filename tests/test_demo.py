@@ -265,3 +265,19 @@ def test_cli_reads_params_and_flags_override(tmp_path, capsys):
         2.0,
     )
     assert "demo data in" in capsys.readouterr().out
+
+
+def test_test_scale_enlarges_the_held_out_parts_alone(demo, knowledge, tmp_path):
+    _, summary = demo
+    big = write_demo(tmp_path / "big", *knowledge, seed=SEED, scale=SCALE, image_size=SIZE,
+                     test_scale=3.0)["samples"]  # fmt: skip
+    base = summary["samples"]
+    # HAM10000's training part is drawn before its ISIC 2018 test set: identical
+    assert big["HAM10000"]["train"] == base["HAM10000"]["train"]
+    for name in ("HAM10000", "derm12345", "derm7pt", "OmniMedVQA"):
+        assert big[name]["test"] >= 2 * base[name]["test"], name
+    # PAD-UFES-20 and BCN20000 ship no test split: the loaders' 6:2:2 cut is unchanged
+    assert big["PAD-UFES-20"] == base["PAD-UFES-20"] and big["BCN20000"] == base["BCN20000"]
+    with pytest.raises(ValueError, match="demo.test_scale=0.5: must be >= 1"):
+        write_demo(tmp_path / "bad", *knowledge, seed=SEED, scale=SCALE, image_size=SIZE,
+                   test_scale=0.5)  # fmt: skip
