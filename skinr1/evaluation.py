@@ -397,6 +397,10 @@ def claims_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> list[dic
     return out
 
 
+def _cell(ci: dict) -> str:
+    return f"{ci['value']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
+
+
 def interval_table(metrics: dict, key: str = "acc"):
     """Rows = models, columns = sets: ``value [low, high]`` of each set's pooled accuracy (or
     ``key`` = ``invalid_rate``) with its 95% interval, and n per set in the column name."""
@@ -406,14 +410,8 @@ def interval_table(metrics: dict, key: str = "acc"):
     for kind, per_model in metrics.items():
         some = next(iter(per_model.values()))
         name = f"{kind} (n={some['ci'][key]['n']}, chance {some['chance']:.2f})"
-        cols[name] = {MODEL_LABELS.get(m, m): f"{v['ci'][key]['value']:.3f} "
-                      f"[{v['ci'][key]['ci_low']:.3f}, {v['ci'][key]['ci_high']:.3f}]"
-                      for m, v in per_model.items()}  # fmt: skip
+        cols[name] = {MODEL_LABELS.get(m, m): _cell(v["ci"][key]) for m, v in per_model.items()}
     return pd.DataFrame(cols)
-
-
-def _cell(ci: dict) -> str:
-    return f"{ci['value']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
 
 
 def dataset_table(metrics: dict, kind: str):
