@@ -187,10 +187,18 @@ def decisive_features(rules: RuleBook, taxonomy: Taxonomy, target: str, other: s
         fo = rules.rule_for(other, taxonomy).features
     except KeyError:
         return []
+    return contrast(ft, fo)[0][:COMPACT_FEATURES]
+
+
+def contrast(ft: Features, fo: Features) -> tuple[list[str], list[str], list[str]]:
+    """(present, absent, shared) phrases of rule ``ft`` against rule ``fo``: what only ft has
+    (single-valued attributes where they differ), what only fo has, and what both list."""
     own_l, own_s = feature_phrases(ft)
     oth_l, oth_s = feature_phrases(fo)
-    diff_s = [a for a, b in zip(own_s, oth_s, strict=True) if a != b]
-    return ([p for p in own_l if p not in oth_l] + diff_s)[:COMPACT_FEATURES]
+    diff_s = [(a, b) for a, b in zip(own_s, oth_s, strict=True) if a != b]
+    present = [p for p in own_l if p not in oth_l] + [a for a, _ in diff_s]
+    absent = [p for p in oth_l if p not in own_l] + [b for _, b in diff_s]
+    return present, absent, [p for p in own_l if p in oth_l]
 
 
 class TemplateComparator:
@@ -230,13 +238,7 @@ class TemplateComparator:
                 self.missing_rules[node] += 1
         if len(found) < 2:  # the authors' own fallback sentence when no comparison is possible
             return f"The visible clinical features better fit {target} than {other}."
-        ft, fo = found[target], found[other]
-        own_l, own_s = feature_phrases(ft)
-        oth_l, oth_s = feature_phrases(fo)
-        diff_s = [(a, b) for a, b in zip(own_s, oth_s, strict=True) if a != b]
-        present = [p for p in own_l if p not in oth_l] + [a for a, _ in diff_s]
-        absent = [p for p in oth_l if p not in own_l] + [b for _, b in diff_s]
-        shared = [p for p in own_l if p in oth_l]
+        present, absent, shared = contrast(found[target], found[other])
         parts = []
         if present:
             parts.append(
