@@ -40,6 +40,7 @@ class DataParams(Section):
     ood_dataset: str
     check_images: bool
     max_train_questions: int  # 0 = all
+    exclude_train_duplicates: bool  # drop test/OOD questions whose image a training split has
 
 
 class BaseModelParams(Section):

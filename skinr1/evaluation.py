@@ -226,8 +226,13 @@ def table(summaries: dict[str, dict], *, metric: str = "acc", datasets: list[str
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def question_sets(P: Params) -> dict[str, list[dict]]:
-    """The test question sets named in ``evaluation.sets``, as rows (Appendix A, §4.3)."""
+def question_sets(P: Params, exclusions: dict | None = None) -> dict[str, list[dict]]:
+    """The test question sets named in ``evaluation.sets``, as rows (Appendix A, §4.3).
+
+    With ``data.exclude_train_duplicates``, a question whose image is also in a training split
+    of any RL dataset (same ISIC id in the file name, or the same bytes) is left out of every
+    set, before ``evaluation.max_samples``; ``exclusions``, when given, receives per set
+    ``{"questions": before, "removed": n, "isic_id": n, "content": n}``."""
     import random
     from pathlib import Path
 
@@ -254,11 +259,31 @@ def question_sets(P: Params) -> dict[str, list[dict]]:
         load_configured(P.data.root, [P.data.ood_dataset], tax, seed=P.seed, check_images=False)
         ood, _ = load_questions(Path(P.data.root) / P.data.ood_dataset, tax)
         sets["ood"] = [from_ood(q).to_row() for q in ood]
+    if P.data.exclude_train_duplicates:
+        sets = _without_train_images(sets, split_samples(results, "train"), exclusions)
     if E.max_samples:
         sets = {
             k: random.Random(P.seed).sample(v, min(E.max_samples, len(v))) for k, v in sets.items()
         }
     return sets
+
+
+def _without_train_images(sets: dict[str, list[dict]], train: list, exclusions: dict | None
+                          ) -> dict[str, list[dict]]:  # fmt: skip
+    """The sets without the questions whose image a training sample also has."""
+    from skinr1.datasets.duplicates import TrainIndex, hash_files
+
+    images = [r["image"] for rows in sets.values() for r in rows]
+    hashes = hash_files([s.image for s in train] + images)
+    index = TrainIndex([s.image for s in train], hashes)
+    out = {}
+    for kind, rows in sets.items():
+        why = [index.why(r["image"], hashes.get(r["image"])) for r in rows]
+        out[kind] = [r for r, w in zip(rows, why, strict=True) if w is None]
+        if exclusions is not None:
+            exclusions[kind] = {"questions": len(rows), "removed": len(rows) - len(out[kind]),
+                                "isic_id": why.count("isic_id"), "content": why.count("content")}  # fmt: skip
+    return out
 
 
 def model_adapters(P: Params) -> dict[str, str | None]:
@@ -505,8 +530,9 @@ def run(P: Params) -> list[dict]:
 
     E = P.evaluation
     st = state()
+    exclusions: dict = {}
     with st.main_process_first():
-        sets = question_sets(P)
+        sets = question_sets(P, exclusions)
     processor = load_processor(P.model.base, max_pixels=P.model.max_pixels,
                                min_pixels=P.model.min_pixels,
                                trust_remote_code=P.model.trust_remote_code)  # fmt: skip
@@ -542,6 +568,9 @@ def run(P: Params) -> list[dict]:
                 fh.write(json.dumps(r) + "\n")
         Path(E.out).mkdir(exist_ok=True)
         metrics = metrics_of(summaries_of(records))
+        for kind, per_model in metrics.items():  # the same for every model: one question set
+            for values in per_model.values():
+                values["excluded_duplicates"] = exclusions.get(kind, {}).get("removed", 0)
         for kind, per_model in intervals_of(records, seed=P.seed).items():
             for model, ci in per_model.items():
                 metrics[kind][model]["ci"] = ci

@@ -39,6 +39,7 @@ from skinr1.training import (
     pin_defaults,
     run_record,
     save_adapter,
+    score_labelled_tokens_only,
     state,
     trainer_args,
 )
@@ -149,6 +150,7 @@ def build_trainer(model: ModelParams, cfg: GRPOParams, lora: LoRAParams, compute
     processor = load_processor(model.base, max_pixels=model.max_pixels, min_pixels=model.min_pixels,
                                trust_remote_code=model.trust_remote_code)  # fmt: skip
     policy, peft_config = _policy(model, cfg, lora, base, cont, seed)
+    score_labelled_tokens_only()
     trainer_class = GRPOTrainer
     if merges_for_sampling(cfg, compute):
 

@@ -27,6 +27,7 @@ from skinr1.training import (
     per_device,
     run_record,
     save_adapter,
+    score_labelled_tokens_only,
     state,
     trainer_args,
 )
@@ -174,6 +175,7 @@ def train_sft(model: ModelParams, cfg: SFTParams, lora: LoRAParams, train_datase
         train_dataset = train_dataset.filter(lambda r: r["type"] in types)
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style, cfg.rationale)
     train_dataset = with_replay(train_dataset, model.base, fraction=cfg.replay_fraction, seed=seed)
+    score_labelled_tokens_only()
     trainer = SFTTrainer(
         model=base, args=args, train_dataset=train_dataset, processing_class=processor,
         peft_config=lora_config(lora),

@@ -40,6 +40,30 @@ def lora_config(lora: LoRAParams, *, language_only: bool = False):
     )  # fmt: skip
 
 
+def score_labelled_tokens_only() -> None:
+    """Make TRL's fused LM head project only the labelled positions on the CPU, as it does on GPUs.
+
+    TRL 1.x's fused head scores every position of the batch (prompt and image tokens included)
+    and zeroes the unlabelled ones afterwards on devices without Triton, to keep tile shapes fixed
+    for compilers such as Neuron's. On a CPU nothing is compiled, so those rows are pure cost: on
+    the tiny model the head was over half of an SFT step. Which rows are projected is decided by
+    ``trl.trainer.utils._use_triton`` alone; the kernel's own choice (Triton or torch tiles) reads
+    the kernel module's function and is untouched. The log-probabilities, losses and gradients are
+    the same (``tests/test_training.py`` compares them). A no-op where TRL lacks the hook.
+    """
+    import trl.trainer.utils as trl_utils
+
+    current = getattr(trl_utils, "_use_triton", None)
+    if current is None or getattr(current, "labelled_only", False):
+        return
+
+    def compact(device) -> bool:
+        return device.type == "cpu" or current(device)
+
+    compact.labelled_only = True
+    trl_utils._use_triton = compact
+
+
 def state():
     """The process group this stage runs in (one process in a notebook kernel, N under
     ``accelerate launch``). Built with ``cpu`` when there is no GPU, so gloo serves the CPU test."""

@@ -78,7 +78,8 @@ def test_json_contract_adds_up(faulty, capsys):
     root = faulty["root"]
     assert main([str(root), "--json"]) == 1  # one unrecognisable folder
     report = json.loads(capsys.readouterr().out)
-    assert list(report) == list(LOADERS)
+    assert list(report) == [*LOADERS, "duplicates"]
+    assert report["duplicates"]["groups"] == 0
     assert report["derm12345"] is None  # absent is not an error
     assert "train/<class folder>" in report["dermnet"]["error"]
     expected = labelled_records(root)

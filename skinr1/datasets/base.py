@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
@@ -54,6 +55,10 @@ class LoadResult:
     empty_labels: list[str] = field(default_factory=list)  # ids of rows without a label
     invalid: list[str] = field(default_factory=list)  # "id: reason" for other excluded records
     notes: list[str] = field(default_factory=list)  # what was skipped on purpose, and why
+    # How each mapped raw label found its node: "explicit" (the label map), "synonym" (the
+    # taxonomy's names, see datasets/names.py) or "folder" (DermNet's class folder).
+    resolved: dict[str, str] = field(default_factory=dict)
+    ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)  # raw -> nodes it matches
 
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
@@ -224,6 +229,20 @@ def check_image_files(paths: Sequence[Path], workers: int = 8) -> list[str | Non
         return list(pool.map(image_problem, paths, chunksize=64))
 
 
+def outside_root(rel: str) -> bool:
+    """True when a path read from a metadata file would leave the dataset's folder (absolute, or
+    climbing out with ``..``); such a path is reported as invalid and never opened."""
+    rel = rel.replace("\\", "/")
+    if rel.startswith("/") or re.match(r"^[A-Za-z]:", rel):
+        return True
+    depth = 0
+    for part in PurePosixPath(rel).parts:
+        depth += -1 if part == ".." else part != "."
+        if depth < 0:
+            return True
+    return False
+
+
 def parse_age(text: str | None) -> float | None:
     try:
         return float(text) if text not in (None, "") else None
@@ -262,12 +281,14 @@ class RecordCollector:
     the metadata and the seed: a knowledge-base update or a corrupt file moves no sample.
     """
 
-    def __init__(self, dataset: str, taxonomy) -> None:
+    def __init__(self, dataset: str, taxonomy, resolve: Callable | None = None) -> None:
+        """``resolve(raw)`` -> ``names.Resolution``; by default the dataset's label map only."""
         self.dataset = dataset
         self.taxonomy = taxonomy
         self.result = LoadResult(dataset)
         self._records: list[_Record] = []
-        self._ids: set[str] = set()
+        self._labels: dict[str, str] = {}  # id -> raw label of the first record
+        self._resolve = resolve
 
     def add(
         self,
@@ -287,10 +308,12 @@ class RecordCollector:
         if not raw:
             self.result.empty_labels.append(id)
             return
-        if id in self._ids:
-            self.result.invalid.append(f"{id}: duplicate record (kept the first)")
+        if id in self._labels:
+            first = self._labels[id]
+            why = "" if first == raw else f" with a different label {raw!r} (the first: {first!r})"
+            self.result.invalid.append(f"{id}: duplicate record{why} (kept the first)")
             return
-        self._ids.add(id)
+        self._labels[id] = raw
         self._records.append(
             _Record(
                 id, raw, image, expected or str(image), split, group or id, modality, age, sex, site
@@ -302,6 +325,15 @@ class RecordCollector:
             return self.taxonomy.map_label(self.dataset, raw)
         except KeyError:  # the knowledge base has no map for this dataset yet
             return None
+
+    def _resolution(self, raw: str) -> tuple[str | None, str | None]:
+        if self._resolve is None:
+            node = self.map_label(raw)
+            return node, "explicit" if node is not None else None
+        res = self._resolve(raw)
+        if res.candidates:
+            self.result.ambiguous[raw] = res.candidates
+        return res.node, res.method
 
     def finish(self, *, seed: int, check_images: bool = True) -> LoadResult:
         from skinr1.datasets.splits import RANDOM_SPLIT, VAL_FROM_TRAIN, grouped_split
@@ -320,7 +352,9 @@ class RecordCollector:
         candidates = []
         for r in self._records:
             if r.raw_label not in nodes:
-                nodes[r.raw_label] = self.map_label(r.raw_label)
+                nodes[r.raw_label], how = self._resolution(r.raw_label)
+                if how is not None:
+                    res.resolved[r.raw_label] = how
             if nodes[r.raw_label] is None:
                 res.unmapped[r.raw_label] += 1
             elif r.image is None or not r.image.is_file():

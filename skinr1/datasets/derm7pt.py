@@ -19,6 +19,7 @@ from skinr1.datasets.base import (
     clean,
     find_child,
     find_nested,
+    outside_root,
     read_table,
 )
 
@@ -110,6 +111,11 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
             continue
         for column, modality in PHOTOS:
             rel = row[column].replace("\\", "/")
+            if rel and outside_root(rel):
+                col.result.invalid.append(
+                    f"{case}-{column}: image path {rel!r} leads outside images/ (not opened)"
+                )
+                continue
             col.add(
                 f"{case}-{column}",
                 row["diagnosis"],

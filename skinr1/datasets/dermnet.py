@@ -6,6 +6,11 @@ follows ``name-parts-<digits>.jpg`` (hyphens become spaces: ``basal-cell-carcino
 name no diagnosis; the authors skip them, we give them the folder name as raw label so they
 are counted (and unmapped unless the knowledge base maps that folder). Official train/test;
 val is a seeded slice of train. Clinical photos; no patient key, so each image is its own group.
+
+A file-name diagnosis resolves through the label map first, then through the taxonomy's names
+and synonyms in any word order, singular or plural, with site and view words left over
+(``datasets/names.py``); a folder label only through the label map ("folder"). How each label
+resolved is in ``LoadResult.resolved``; a name that matches two nodes equally is in ``ambiguous``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from skinr1.datasets.base import (
     find_child,
     find_nested,
 )
+from skinr1.datasets.names import NameResolver, Resolution
 
 NAME = "dermnet"
 FOLDERS = (
@@ -65,7 +71,16 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
             f"{root}: no train/ or test/ folder; expected the Kaggle DermNet layout "
             "train/<class folder>/*.jpg and test/<class folder>/*.jpg"
         )
-    col = RecordCollector(NAME, taxonomy)
+    names = NameResolver(taxonomy, NAME)
+    folder_labels: set[str] = set()
+
+    def resolve(raw: str) -> Resolution:
+        if raw in folder_labels:  # a mixed-category folder is never matched by its words
+            node = names.explicit(raw)
+            return Resolution(node, "folder" if node is not None else None)
+        return names(raw)
+
+    col = RecordCollector(NAME, taxonomy, resolve)
     n_coarse = 0
     for part, split in (("train", TRAIN_POOL), ("test", "test")):
         folder = find_child(base, [part])
@@ -78,6 +93,8 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
                     continue
                 fine = fine_diagnosis(img.name)
                 n_coarse += fine is None
+                if fine is None:
+                    folder_labels.add(cls.name)
                 col.add(
                     f"{part}/{cls.name}/{img.stem}",
                     fine or cls.name,

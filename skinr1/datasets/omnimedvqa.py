@@ -22,6 +22,7 @@ from skinr1.datasets.base import (
     check_image_files,
     find_child,
     find_nested,
+    outside_root,
 )
 
 NAME = "OmniMedVQA"
@@ -101,6 +102,11 @@ def _parse(root: Path, taxonomy) -> tuple[RecordCollector, list[OODQuestion]]:
                 col.result.invalid.append(f"{qid}: answer {gt!r} is not among its options")
                 continue
             rel = str(item.get("image_path", ""))
+            if rel and outside_root(rel):
+                col.result.invalid.append(
+                    f"{qid}: image_path {rel!r} leads outside {root.name}/ (not opened)"
+                )
+                continue
             image = base / rel if rel else None
             col.add(
                 qid, answer, image, split="test", group=rel or qid, expected=f"{root.name}/{rel}"
@@ -139,6 +145,12 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
     """Samples of the Disease Diagnosis items (all ``split == "test"``) for the report."""
     col, _ = _parse(root, taxonomy)
     return col.finish(seed=seed, check_images=check_images)
+
+
+def parse_questions(root: Path, taxonomy) -> list[OODQuestion]:
+    """Every Disease Diagnosis question of the kept files, images not checked (for the
+    duplicate check, which hashes the images itself)."""
+    return _parse(root, taxonomy)[1]
 
 
 def load_questions(root: Path, taxonomy) -> tuple[list[OODQuestion], LoadResult]:

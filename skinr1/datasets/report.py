@@ -3,8 +3,14 @@
 Per dataset: usable samples per split, usable samples per raw label, labels that could not be
 mapped, and missing, unreadable, unlabelled and otherwise invalid records. Every labelled
 record is in exactly one of samples / unmapped / missing / unreadable / invalid, so those add
-up. An absent folder is reported as absent (``null`` in JSON); a folder that is present but
-unrecognisable as ``{"error": ...}`` with the file that was expected (exit status 1).
+up. How each label found its node (``explicit`` label map, taxonomy ``synonym``, class
+``folder``). An absent folder is reported as absent (``null`` in JSON); a folder that is present
+but unrecognisable as ``{"error": ...}`` with the file that was expected (exit status 1).
+
+After the datasets, ``"duplicates"``: images that are one image (same ISIC id in the file name,
+or the same bytes) across or within datasets, where their copies sit, how many test and
+OmniMedVQA images are also in a training split, and ISIC ids whose copies disagree on the label
+(``skinr1.datasets.duplicates``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from skinr1.datasets import LOADERS, dataset_dir
+from skinr1.datasets import LOADERS, RL_DATASETS, dataset_dir
+from skinr1.datasets import duplicates as dup
 from skinr1.datasets.base import SPLITS, DatasetLayoutError, LoadResult
 from skinr1.datasets.splits import groups_across_splits
 
@@ -32,19 +39,40 @@ def label_status(taxonomy, dataset: str, raw: str) -> str:
     return "out_of_scope" if raw in taxonomy.out_of_scope.get(dataset, {}) else "unknown"
 
 
+METHODS = ("explicit", "synonym", "folder")
+
+
+def resolution(result: LoadResult) -> dict[str, dict[str, int]]:
+    """Per method: how many raw labels resolved that way and how many usable samples they give."""
+    raw = Counter(s.raw_label for s in result.samples)
+    out = {m: {"labels": 0, "samples": 0} for m in METHODS}
+    for label, how in result.resolved.items():
+        out[how]["labels"] += 1
+        out[how]["samples"] += raw.get(label, 0)
+    return out
+
+
 def summarise(result: LoadResult, taxonomy=None) -> dict:
     """The JSON entry of one dataset (the ``--json`` contract plus names and notes)."""
     raw = Counter(s.raw_label for s in result.samples)
     unmapped = dict(sorted(result.unmapped.items(), key=lambda kv: (-kv[1], kv[0])))
+    status = (
+        {k: label_status(taxonomy, result.dataset, k) for k in unmapped}
+        if taxonomy is not None
+        else {}
+    )
+    status.update({k: "ambiguous" for k in unmapped if k in result.ambiguous})
+    nodes = {s.raw_label: s.node for s in result.samples}
     return {
         "samples": result.counts(),
         "raw_labels": dict(sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))),
         "unmapped": unmapped,
-        "unmapped_status": (
-            {k: label_status(taxonomy, result.dataset, k) for k in unmapped}
-            if taxonomy is not None
-            else {}
-        ),
+        "unmapped_status": status,
+        "resolution": resolution(result),
+        "resolved": {
+            k: {"method": how, "node": nodes.get(k)} for k, how in sorted(result.resolved.items())
+        },
+        "ambiguous": {k: list(v) for k, v in sorted(result.ambiguous.items())},
         "missing_images": len(result.missing_images),
         "unreadable_images": len(result.unreadable_images),
         "empty_labels": len(result.empty_labels),
@@ -60,20 +88,39 @@ def summarise(result: LoadResult, taxonomy=None) -> dict:
     }
 
 
-def build_report(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> dict:
-    """{dataset: summary | None (folder absent) | {"error": message}} for every loader."""
+def build_report(
+    root: Path, taxonomy, *, seed: int, check_images: bool = True, duplicates: bool = True
+) -> dict:
+    """{dataset: summary | None (folder absent) | {"error": message}} for every loader, then
+    ``"duplicates"``: ``DuplicateReport.to_json()`` over what loaded (None when skipped)."""
     report: dict[str, dict | None] = {}
+    results: dict[str, LoadResult] = {}
+    questions: list = []
     for name, load in LOADERS.items():
         folder = dataset_dir(root, name)
         if folder is None:
             report[name] = None
             continue
         try:
-            result = load(folder, taxonomy, seed=seed, check_images=check_images)
-            report[name] = summarise(result, taxonomy)
+            results[name] = load(folder, taxonomy, seed=seed, check_images=check_images)
+            report[name] = summarise(results[name], taxonomy)
+            if name == "OmniMedVQA" and duplicates:
+                from skinr1.datasets.omnimedvqa import parse_questions
+
+                questions = parse_questions(folder, taxonomy)
         except DatasetLayoutError as exc:
             report[name] = {"error": str(exc)}
+    report["duplicates"] = None
+    if duplicates:
+        rl = {n: r for n, r in results.items() if n in RL_DATASETS}
+        found = dup.find(dup.copies_of(rl, questions, taxonomy), taxonomy)
+        report["duplicates"] = found.to_json()
     return report
+
+
+def datasets_of(report: dict) -> dict:
+    """The per-dataset entries of a report (everything but ``"duplicates"``)."""
+    return {k: v for k, v in report.items() if k in LOADERS}
 
 
 def _listing(names: list[str]) -> str:
@@ -89,7 +136,8 @@ def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> 
         "",
         f"{'dataset':<13}" + "".join(f"{c:>11}" for c in cols),
     ]
-    for name, entry in report.items():
+    datasets = datasets_of(report)
+    for name, entry in datasets.items():
         if entry is None:
             lines.append(f"{name:<13}  absent (no folder {root / name})")
         elif "error" in entry:
@@ -103,7 +151,7 @@ def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> 
                 entry["invalid"],
             ]
             lines.append(f"{name:<13}" + "".join(f"{v:>11}" for v in values))
-    for name, entry in report.items():
+    for name, entry in datasets.items():
         if entry is None:
             continue
         lines += ["", f"{name}"]
@@ -112,13 +160,31 @@ def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> 
             continue
         labels = ", ".join(f"{k} {v}" for k, v in entry["raw_labels"].items()) or "none"
         lines.append(f"  usable samples per raw label: {labels}")
+        how = entry["resolution"]
+        if any(v["labels"] for v in how.values()):
+            parts = [
+                f"{m} {v['labels']} labels ({v['samples']} samples)"
+                for m, v in how.items()
+                if v["labels"]
+            ]
+            lines.append(f"  labels resolved by: {', '.join(parts)}")
+        synonyms = [
+            f"{k} -> {v['node']} {entry['raw_labels'].get(k, 0)}"
+            for k, v in entry["resolved"].items()
+            if v["method"] == "synonym"
+        ]
+        if synonyms:
+            lines.append(f"  resolved through the taxonomy's names: {_listing(synonyms)}")
         if entry["unmapped"]:
             status = entry["unmapped_status"]
-            groups = {"unknown": [], "out_of_scope": [], "malignancy_only": []}
+            groups = {"unknown": [], "out_of_scope": [], "malignancy_only": [], "ambiguous": []}
             for k, v in entry["unmapped"].items():
+                if status.get(k) == "ambiguous":
+                    v = f"{v} ({' or '.join(entry['ambiguous'][k])})"
                 groups.setdefault(status.get(k, "unknown"), []).append(f"{k} {v}")
             for kind, title in (
                 ("unknown", "labels not in the label map"),
+                ("ambiguous", "names matching two nodes equally (unresolved)"),
                 ("out_of_scope", "labels out of scope on purpose"),
                 ("malignancy_only", "answers that name only a malignancy"),
             ):
@@ -140,7 +206,31 @@ def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> 
             )
         for note in entry["notes"]:
             lines.append(f"  note: {note}")
+    if report.get("duplicates") is not None:
+        lines += ["", *format_duplicates(report["duplicates"])]
     return "\n".join(lines)
+
+
+def format_duplicates(d: dict) -> list[str]:
+    lines = [
+        f"duplicates: images found more than once {d['groups']} ({d['images']} copies; "
+        f"{d['across_datasets']} across datasets, {d['within_a_dataset']} within one; "
+        f"{d['by_isic_id']} by ISIC id, {d['by_content_only']} by content only)"
+    ]
+    for places, n in d["places"].items():
+        lines.append(f"  {places}: {n}")
+    if d["in_training_split"]:
+        leaks = ", ".join(f"{k} {v}" for k, v in d["in_training_split"].items())
+        lines.append(f"  images also in a training split (left out of test sets): {leaks}")
+    if d["conflicting_labels"]:
+        names = [f"{k} ({'; '.join(v)})" for k, v in d["conflicting_labels"].items()]
+        lines.append(f"  ISIC ids with different labels ({len(names)}): {_listing(names)}")
+    if d["unreadable"]:
+        lines.append(f"  files that could not be hashed ({len(d['unreadable'])}): "
+                     f"{_listing(d['unreadable'])}")  # fmt: skip
+    if d["names"]:
+        lines.append(f"  copies: {_listing([' = '.join(g) for g in d['names']])}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, help="seed of the random splits (default: --params' seed, else 1234)"
     )
     parser.add_argument("--params", type=Path, help="params.yaml to read the seed from")
+    parser.add_argument(
+        "--no-duplicates",
+        action="store_true",
+        help="skip the duplicate check (hashing every image)",
+    )
     parser.add_argument(
         "--no-image-check",
         action="store_true",
@@ -174,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
 
     taxonomy = load_taxonomy()
     check = not args.no_image_check
-    report = build_report(args.root, taxonomy, seed=args.seed, check_images=check)
+    report = build_report(
+        args.root, taxonomy, seed=args.seed, check_images=check, duplicates=not args.no_duplicates
+    )
     if args.json:
         print(json.dumps(report, indent=1, ensure_ascii=False))
     else:
         print(format_table(report, args.root, seed=args.seed, check_images=check))
-    return 1 if any(e is not None and "error" in e for e in report.values()) else 0
+    return 1 if any(e is not None and "error" in e for e in datasets_of(report).values()) else 0

@@ -274,6 +274,8 @@ def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr:
     import datasets
     from trl import SFTConfig, SFTTrainer
 
+    from skinr1.training import score_labelled_tokens_only
+
     model_dir = Path(model_dir)
     proc = load_processor(str(model_dir), max_pixels=image_size**2, min_pixels=image_size**2)
     model = load_model(str(model_dir))
@@ -296,6 +298,7 @@ def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr:
         use_cpu=True, max_length=None, seed=seed, dataloader_num_workers=0,
         gradient_checkpointing=False, disable_tqdm=False,  # TRL defaults to True
     )  # fmt: skip
+    score_labelled_tokens_only()
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=proc)
     trainer.train()
     model.save_pretrained(model_dir)
