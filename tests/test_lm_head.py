@@ -26,10 +26,12 @@ def _run(model, ids, labels):
 
 def test_labelled_only_scoring_keeps_loss_log_probs_and_gradients(monkeypatch):
     import trl.trainer.utils as trl_utils
+    from trl.kernels.chunked_logprob import _use_triton
 
     from skinr1.training import score_labelled_tokens_only
 
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored afterwards
+    # TRL's own predicate, whatever an earlier test patched; restored afterwards
+    monkeypatch.setattr(trl_utils, "_use_triton", _use_triton)
     model = _patched_model()
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 97, (3, 20), generator=g)
