@@ -130,7 +130,7 @@ class GRPOParams(Section):
     vllm_max_model_length: int | None
     vllm_server_host: str
     vllm_server_port: int
-    rewards: list[Literal["format", "granularity", "malignancy"]]
+    rewards: list[Literal["format", "granularity", "malignancy", "consistency"]]
     granularity_norm: Literal["sampled", "path"]
     n_options: int
     num_generations: int
@@ -159,6 +159,10 @@ class EvalParams(Section):
     max_new_tokens: int
     max_samples: int  # per set; 0 = all
     sets: list[Literal["disease", "lesion", "ddx", "hierarchical", "ood"]]
+    # sets whose answers get each option's probability at the answer position (hf backend)
+    confidence_sets: list[Literal["disease", "lesion", "ddx", "hierarchical", "ood"]]
+    feature_truth: Literal["rules", "annotations"]  # what an image's true features are
+    skin_types: str | None  # CSV image,fitzpatrick filling types the loaders lack; null = none
 
 
 class QualitativeParams(Section):

@@ -3,6 +3,7 @@ Tables 2-5 (accuracy per dataset and on average, lesion-condition macro-F1, inva
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from functools import partial
@@ -115,9 +116,12 @@ class VLLMGenerator:
 
 
 def answer_questions(model, processor, rows: list[dict], *, batch_size: int, max_new_tokens: int,
-                     prompt_style: str = "paper", desc: str = "evaluate") -> list[dict]:  # fmt: skip
-    """One record per question: the response, strict and lenient answers, correctness.
-    ``model`` is a transformers model or a ``VLLMGenerator``."""
+                     prompt_style: str = "paper", desc: str = "evaluate",
+                     confidence: bool = False) -> list[dict]:  # fmt: skip
+    """One record per question: the response, strict and lenient answers, correctness; with
+    ``confidence``, each option's probability at the answer position (``option_probs``; None
+    where it cannot be read). ``model`` is a transformers model or a ``VLLMGenerator``, whose
+    logits are not read: its records carry no ``option_probs`` and are not scored."""
     from PIL import Image
 
     from skinr1.rewards import lenient_answer, strict_answer
@@ -140,7 +144,19 @@ def answer_questions(model, processor, rows: list[dict], *, batch_size: int, max
             "n_options": len(r["letters"]), "response": resp,
             # taxonomy depth of the correct option (1 = top-level category); None off the tree
             "depth": path.index(right) + 1 if right in path else None,
+            # what the trust metrics read: the offered options, the truth, the image's annotations
+            "image": r["image"], "letters": list(r["letters"]), "options": list(r["options"]),
+            "node": r.get("node"),
+            "malignancy": r.get("malignancy"), "skin_type": r.get("skin_type"),
+            "features": r.get("features"),
         })  # fmt: skip
+    if confidence and not isinstance(model, VLLMGenerator):
+        from skinr1.confidence import option_probabilities
+
+        probs = option_probabilities(model, processor, rows, responses, batch_size=batch_size,
+                                     prompt_style=prompt_style)  # fmt: skip
+        for rec, p in zip(records, probs, strict=True):
+            rec["option_probs"] = p
     return records
 
 
@@ -171,6 +187,39 @@ def macro_f1(records: Iterable[dict], labels: tuple[str, ...] = ("A", "B", "C"))
         fn = sum(r["answer"] == c and r["strict"] != c for r in records)
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     return sum(f1s) / len(f1s)
+
+
+# Pieces of a trained rationale that belong in <thinking>: a rule's conclusion ("... indicate
+# melanoma") or a differential ("versus nevus"). In the answer block they name a second option.
+REASONING_PIECES = re.compile(r"\bindicates?\b|\bversus\b", re.I)
+
+
+def invalid_reasons(records: Iterable[dict], kind: str):
+    """Why answers of one question set are invalid, per model: no single ``<final diagnosis>``
+    block (none, unclosed or repeated), or one block that names no single offered option, and of
+    those how many carry reasoning (``REASONING_PIECES``) into the block."""
+    import pandas as pd
+
+    from skinr1.rewards import FINAL, extract_tags
+
+    rows: dict[str, Counter] = {}
+    for r in records:
+        if r["set"] != kind:
+            continue
+        c = rows.setdefault(MODEL_LABELS.get(r["model"], r["model"]), Counter())
+        c["answers"] += 1
+        if not r["invalid"]:
+            continue
+        c["invalid"] += 1
+        blocks = extract_tags(r["response"], FINAL)
+        if len(blocks) != 1:
+            c["no single answer block"] += 1
+        else:
+            c["block names no single option"] += 1
+            c["of which reasoning in the block"] += bool(REASONING_PIECES.search(blocks[0]))
+    cols = ["answers", "invalid", "no single answer block", "block names no single option",
+            "of which reasoning in the block"]  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=cols).fillna(0).astype(int)
 
 
 def summarise(records: list[dict], *, with_f1: bool = False) -> dict:
@@ -259,6 +308,8 @@ def question_sets(P: Params, exclusions: dict | None = None) -> dict[str, list[d
         load_configured(P.data.root, [P.data.ood_dataset], tax, seed=P.seed, check_images=False)
         ood, _ = load_questions(Path(P.data.root) / P.data.ood_dataset, tax)
         sets["ood"] = [from_ood(q).to_row() for q in ood]
+    if E.skin_types:
+        sets = _with_skin_types(sets, E.skin_types)
     if P.data.exclude_train_duplicates:
         sets = _without_train_images(sets, split_samples(results, "train"), exclusions)
     if E.max_samples:
@@ -266,6 +317,26 @@ def question_sets(P: Params, exclusions: dict | None = None) -> dict[str, list[d
             k: random.Random(P.seed).sample(v, min(E.max_samples, len(v))) for k, v in sets.items()
         }
     return sets
+
+
+def _with_skin_types(sets: dict[str, list[dict]], path) -> dict[str, list[dict]]:
+    """Rows without a skin type from their loader get the one ``evaluation.skin_types`` gives
+    their image (the dataset's own record wins)."""
+    import os
+    from pathlib import Path
+
+    from skinr1.datasets.annotations import load_annotations
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"evaluation.skin_types names {path}, which does not exist: give a CSV with the header "
+            "image,fitzpatrick (the demo writes data/demo/annotations.csv) or set it to null"
+        )
+    types = load_annotations(path)
+    return {k: [r if r.get("skin_type") is not None
+                else {**r, "skin_type": types.get(os.path.abspath(r["image"]))} for r in rows]
+            for k, rows in sets.items()}  # fmt: skip
 
 
 def _without_train_images(sets: dict[str, list[dict]], train: list, exclusions: dict | None
@@ -554,7 +625,8 @@ def run(P: Params) -> list[dict]:
             with st.split_between_processes(rows) as shard:
                 mine = answer_questions(model, processor, list(shard), batch_size=E.batch_size,
                                         max_new_tokens=E.max_new_tokens,
-                                        prompt_style=P.model.prompt_style, desc=f"{name}/{kind}")  # fmt: skip
+                                        prompt_style=P.model.prompt_style, desc=f"{name}/{kind}",
+                                        confidence=kind in E.confidence_sets)  # fmt: skip
             if st.num_processes > 1:
                 from accelerate.utils import gather_object
 
@@ -577,6 +649,7 @@ def run(P: Params) -> list[dict]:
         Path(E.out, "metrics.json").write_text(json.dumps(metrics, indent=1))
         claims = claims_of(records, seed=P.seed)
         Path(E.out, "claims.json").write_text(json.dumps(claims, indent=1))
+        Path(E.out, "trust.json").write_text(json.dumps(trust_report(P, records), indent=1))
         shutil.rmtree(Path(E.out, "headline"), ignore_errors=True)  # no row of a dropped model
         Path(E.out, "headline").mkdir()
         shutil.rmtree(Path(E.out, "cards"), ignore_errors=True)
@@ -588,6 +661,20 @@ def run(P: Params) -> list[dict]:
                 Path(E.out, "cards", f"{model}.md").write_text(card)
     st.wait_for_everyone()
     return records
+
+
+def trust_report(P: Params, records: list[dict]) -> dict:
+    """``metrics/trust.json``: per model the headline trust metrics, per set and model every
+    metric with its interval and what was not scored (``skinr1.trust``)."""
+    from skinr1 import trust
+    from skinr1.rules import load_rules, load_vocabulary
+    from skinr1.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    kb = trust.TrustKnowledge(tax, load_rules(tax), load_vocabulary(), P.evaluation.feature_truth)
+    sets = trust.trust_of(records, kb, seed=P.seed)
+    return {"models": trust.headline(sets), "sets": sets, "seed": P.seed,
+            "feature_truth": P.evaluation.feature_truth}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,3 +136,39 @@ def draw_bars(frame, *, ax=None, title: str = "", ylabel: str = "accuracy",
     ax.legend(frameon=False, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return ax
+
+
+def draw_reliability(bins_by_model: dict[str, list[dict]], *, ax=None, title: str = ""):
+    """Reliability diagram: accuracy against mean confidence per bin, the marker's area the bin's
+    count; the diagonal is perfect calibration."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+    for model, bins in bins_by_model.items():
+        if bins:
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                    label=model)  # fmt: skip
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence in the answer", ylabel="accuracy",
+           title=title)  # fmt: skip
+    ax.legend(fontsize=8)
+    return ax
+
+
+def draw_risk_coverage(curves: dict[str, list[dict]], *, ax=None, title: str = "",
+                       target: float | None = None):  # fmt: skip
+    """Risk (error rate of the answered questions) against coverage, answering the most
+    confident first; the dotted line is the target risk."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    for model, points in curves.items():
+        if points:
+            ax.step([0] + [p["coverage"] for p in points], [points[0]["risk"]]
+                    + [p["risk"] for p in points], where="post", label=model)  # fmt: skip
+    if target is not None:
+        ax.axhline(1 - target, color="grey", lw=1, ls=":")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="coverage (share answered)", ylabel="risk",
+           title=title)  # fmt: skip
+    ax.legend(fontsize=8)
+    return ax

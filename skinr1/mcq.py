@@ -4,6 +4,10 @@ Every question type (in-distribution disease, lesion condition, DDx, hierarchica
 ``Question``: lettered options, the correct letter, and a per-letter score that R_gran (Eq. 7)
 looks up. ``Question.to_row`` flattens it into uniform columns for a ``datasets.Dataset``; the
 reward functions in ``skinr1.rewards`` read those columns back as TRL keyword arguments.
+
+A question also carries its sample's ``skin_type`` and annotated ``features`` (None where the
+dataset records none), so evaluation can score fairness by skin type and the faithfulness of
+stated features per question without going back to the samples.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Question:
     question: str
     # Options the builder wanted but the knowledge base could not supply (0 = full question).
     missing_options: int = 0
+    skin_type: int | None = None  # Fitzpatrick 1-6 of the image (Sample.skin_type)
+    features: tuple[str, ...] | None = None  # annotated visual features (Sample.features)
 
     @property
     def letters(self) -> list[str]:
@@ -67,11 +73,14 @@ class Question:
             "kind": self.kind,
             "question": self.question,
             "missing_options": self.missing_options,
+            "skin_type": self.skin_type,
+            "features": None if self.features is None else list(self.features),
         }
 
 
 def row_features():
-    """``datasets.Features`` of ``to_row``; pass it when no row may have a path (OOD-only sets)."""
+    """``datasets.Features`` of ``to_row``; pass it when no row may have a path (OOD-only sets)
+    or no row a skin type or features (Arrow would infer a null column)."""
     import datasets
 
     s = datasets.Value("string")
@@ -90,6 +99,8 @@ def row_features():
             "kind": s,
             "question": s,
             "missing_options": datasets.Value("int64"),
+            "skin_type": datasets.Value("int64"),
+            "features": datasets.Sequence(s),
         }
     )
 
@@ -130,6 +141,15 @@ def _path_scores(options: Iterable[str], path: Sequence[str]) -> dict[str, float
     return {o: MAX_GRAN * depth[o] / len(path) if o in depth else 0.0 for o in options}
 
 
+def _annotations(item) -> dict:
+    """The ``skin_type`` and ``features`` of a sample or OOD item (None where it has none)."""
+    feats = getattr(item, "features", None)
+    return {
+        "skin_type": getattr(item, "skin_type", None),
+        "features": None if feats is None else tuple(feats),
+    }
+
+
 def _assemble(
     sample,
     path: tuple[str, ...],
@@ -156,6 +176,7 @@ def _assemble(
         kind=kind,
         question=format_question(options, QUESTION),
         missing_options=n_options - len(nodes),
+        **_annotations(sample),
     )
 
 
@@ -241,6 +262,7 @@ def lesion_question(sample) -> Question:
         scores={k: 1.0 if k == answer else 0.0 for k in LESION_OPTIONS},
         kind="lesion",
         question=format_question(LESION_OPTIONS, LESION_QUESTION),
+        **_annotations(sample),
     )
 
 
@@ -324,6 +346,7 @@ def from_ood(ood_question) -> Question:
         scores={k: 1.0 if k == ood_question.answer else 0.0 for k in options},
         kind="ood",
         question=text,
+        **_annotations(ood_question),
     )
 
 

@@ -12,6 +12,7 @@ as "A or B" or "benign or malignant" name several answers and earn nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -320,11 +321,59 @@ def malignancy_reward(completions, **kwargs) -> list[float]:
     return out
 
 
+MAX_CONSISTENCY = 0.25  # as R_malignancy: a side condition, never worth a wrong answer (0.75)
+
+
+@functools.cache
+def _knowledge():
+    """The shipped knowledge base, loaded once per process for R_consistency."""
+    from skinr1.rules import load_rules, load_vocabulary
+    from skinr1.taxonomy import load_taxonomy
+    from skinr1.trust import FeatureReader, feature_keys
+
+    taxonomy = load_taxonomy()
+    rules = load_rules(taxonomy)
+    names = [n for n in taxonomy.nodes if n != taxonomy.root]
+    reader = FeatureReader(
+        load_vocabulary(), names + [s for n in names for s in taxonomy.synonyms(n)]
+    )
+
+    def rule_keys(text: str) -> frozenset[str] | None:
+        node = taxonomy.resolve(text)
+        try:
+            return feature_keys(rules.rule_for(node, taxonomy).features) if node else None
+        except KeyError:
+            return None
+
+    return reader, functools.cache(rule_keys)
+
+
+def consistency_reward(completions, **kwargs) -> list[float]:
+    """R_consistency (ours, an ablation; off in the paper's Eq. 5): 0.25 x the share of the
+    features stated in ``<thinking>`` that the chosen option's textbook rule lists, so a rationale
+    earns only by arguing for the diagnosis it reaches. 0 without one answer, one ``<thinking>``
+    block, a stated vocabulary feature, or a rule for the chosen option."""
+    letters = _column(kwargs, "letters", "consistency_reward")
+    options = _column(kwargs, "options", "consistency_reward")
+    reader, rule_keys = _knowledge()
+    out = []
+    for c, lt, op in zip(completions, letters, options, strict=True):
+        text = completion_text(c)
+        letter = strict_answer(text, lt, op)
+        thinking = extract_tags(text, THINK)
+        rule = rule_keys(list(op)[list(lt).index(letter)]) if letter is not None else None
+        stated = reader.read(thinking[0])[0] if len(thinking) == 1 and rule is not None else None
+        out.append(MAX_CONSISTENCY * len(stated & rule) / len(stated) if stated else 0.0)
+    return out
+
+
 REWARDS: dict[str, Callable[..., list[float]]] = {
     "format": format_reward,
     "granularity": granularity_reward,
     "malignancy": malignancy_reward,
+    "consistency": consistency_reward,
 }
+PAPER_REWARDS = ("format", "granularity", "malignancy")  # Eq. 5
 
 
 def get_reward_funcs(names: Sequence[str]) -> list[Callable[..., list[float]]]:
@@ -340,4 +389,4 @@ def get_reward_funcs(names: Sequence[str]) -> list[Callable[..., list[float]]]:
 def total_reward(completion, row: Mapping) -> float:
     """Eq. 5 for one completion and one ``Question.to_row`` dict."""
     cols = {k: [v] for k, v in row.items()}
-    return sum(f([completion], **cols)[0] for f in REWARDS.values())
+    return sum(REWARDS[n]([completion], **cols)[0] for n in PAPER_REWARDS)

@@ -177,6 +177,9 @@ def test_pad_nested_parts_and_patient_groups(tmp_path, tax):
     assert s["PAT_1516_1765_530"].sex is None  # the sparse questionnaire row
     assert s["PAT_46_881_14"].split == s["PAT_46_882_15"].split  # one patient, one split
     assert s["PAT_46_882_15"].malignancy == "precancerous in situ"
+    # fitspatrick "3.0" -> 3; the sparse row's empty cell -> None, counted (all rows, PAT_9 too)
+    assert (a.skin_type, s["PAT_1516_1765_530"].skin_type) == (3, None)
+    assert dict(res.unannotated) == {"fitspatrick: <empty>": 1}
 
 
 # --- BCN20000 ---------------------------------------------------------------------------------
@@ -319,6 +322,15 @@ def test_derm7pt_row_positions_two_photos_per_case(tmp_path, tax):
     assert dict(res.unmapped) == {"miscellaneous": 2}
     assert [p.split("/")[-1] for p in res.missing_images] == ["Nbl004.jpg"]
     assert Path(s["2-derm"].image).name == "Fgl002.jpg"
+    # the 7-point checklist as vocabulary features, shared by both photos of a case
+    assert s["1-clinic"].features == s["1-derm"].features == ("arborizing vessels",)
+    assert s["2-derm"].features == ("typical pigment network", "regular dots and globules")
+    assert s["3-derm"].features == (
+        "atypical pigment network",
+        "regression structures",
+        "irregular dots and globules",
+    )
+    assert not res.unannotated
 
 
 def test_derm7pt_bad_index_files(tmp_path, tax):

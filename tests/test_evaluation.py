@@ -148,3 +148,47 @@ def test_headline_metrics_are_flat_per_model_and_skip_what_was_not_evaluated():
     assert out["sft"] == {"disease_acc": 0.5123, "disease_pooled_acc": 0.5,
                           "disease_invalid": 0.1, "lesion_acc": 0.7, "lesion_f1": 0.6}  # fmt: skip
     assert out["base"] == {"disease_acc": 0.2, "disease_pooled_acc": 0.25, "disease_invalid": 0.0}
+
+
+def test_invalid_reasons_by_cause():
+    from skinr1.evaluation import invalid_reasons
+
+    def rec(model, response, invalid, kind="disease"):
+        return {"model": model, "set": kind, "response": response, "invalid": invalid}
+
+    fd = "<thinking>x</thinking> <final diagnosis>{}</final diagnosis>"
+    records = [
+        rec("sft", fd.format("B"), False),
+        rec("sft", "<thinking>x</thinking> melanoma", True),  # no block
+        rec("sft", fd.format("A") + fd.format("A"), True),  # repeated block
+        rec("sft", fd.format("black colour indicate melanoma"), True),  # reasoning, no option
+        rec("sft", fd.format("A versus B"), True),  # reasoning naming two options
+        rec("sft", fd.format("benign"), True),  # no option named, no reasoning
+        rec("base", fd.format("C"), False),
+        rec("base", fd.format("C"), True, kind="lesion"),  # another set: not counted
+    ]
+    table = invalid_reasons(records, "disease")
+    assert table.loc["SFT"].to_dict() == {
+        "answers": 6, "invalid": 5, "no single answer block": 2,
+        "block names no single option": 3, "of which reasoning in the block": 2,
+    }  # fmt: skip
+    assert table.loc["Base (no fine-tuning)"].to_dict() == {
+        "answers": 1, "invalid": 0, "no single answer block": 0,
+        "block names no single option": 0, "of which reasoning in the block": 0,
+    }  # fmt: skip
+
+
+def test_skin_types_fill_rows_without_one_and_a_missing_file_names_the_parameter(tmp_path):
+    from skinr1.evaluation import _with_skin_types
+
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "b.png").write_bytes(b"")
+    csv = tmp_path / "annotations.csv"
+    csv.write_text("image,fitzpatrick\na.png,5\nb.png,2\n")
+    rows = [{"image": str(tmp_path / "a.png"), "skin_type": None},
+            {"image": str(tmp_path / "b.png"), "skin_type": 4},  # the loader's own record wins
+            {"image": str(tmp_path / "c.png"), "skin_type": None}]  # fmt: skip
+    out = _with_skin_types({"disease": rows}, str(csv))
+    assert [r["skin_type"] for r in out["disease"]] == [5, 4, None]
+    with pytest.raises(FileNotFoundError, match="evaluation.skin_types.*null"):
+        _with_skin_types({"disease": rows}, str(tmp_path / "missing.csv"))

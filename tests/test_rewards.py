@@ -7,6 +7,7 @@ import pytest
 from skinr1.mcq import Question
 from skinr1.rewards import (
     REWARDS,
+    consistency_reward,
     extract_tag,
     format_reward,
     get_reward_funcs,
@@ -214,6 +215,7 @@ def test_conversational_and_string_completions_agree():
         "format": [1.0, 1.0, 0.0],
         "granularity": [0.75, 0.0, 0.0],
         "malignancy": [0.25, 0.0, 0.0],
+        "consistency": [0.25, 0.0, 0.0],  # SSM's rule is asymmetric; actinic keratosis's is not
     }
     for name, f in REWARDS.items():
         want = expected[name]
@@ -225,6 +227,24 @@ def test_conversational_and_string_completions_agree():
 def test_granularity_reward_names_missing_columns():
     with pytest.raises(ValueError, match="'letters'.*to_row"):
         granularity_reward([wrap("D")], options=[OPTIONS], scores=[[0, 0, 0, 0.75]])
+
+
+@pytest.mark.parametrize(
+    ("final", "thinking", "expected"),
+    [
+        # melanoma's rule lists asymmetric, black and the veil, not pink: 3 of 4 stated features
+        ("A", "Asymmetric lesion; colours black, pink; blue-white veil.", 0.25 * 3 / 4),
+        # basal cell carcinoma's lists pink alone of them
+        ("C", "Asymmetric lesion; colours black, pink; blue-white veil.", 0.25 * 1 / 4),
+        # "melanoma" in the rationale is a name, not a feature: nothing stated
+        ("A", "It looks like melanoma.", 0.0),
+        ("A or C", "Asymmetric lesion.", 0.0),  # no single answer
+    ],
+)
+def test_consistency_reward_by_hand(final, thinking, expected):
+    cols = {k: [v] for k, v in ROW.items()}
+    assert consistency_reward([wrap(final, thinking)], **cols) == [pytest.approx(expected)]
+    assert consistency_reward([f"<final diagnosis>{final}</final diagnosis>"], **cols) == [0.0]
 
 
 def test_get_reward_funcs():

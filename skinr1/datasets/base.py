@@ -36,10 +36,19 @@ class Sample:
     sex: str | None = None
     site: str | None = None
     group: str = ""  # patient or lesion key; samples sharing it never straddle splits
+    # Fitzpatrick skin type I-VI as 1-6, where the dataset (or an annotations sidecar, see
+    # datasets/annotations.py) records it; None = not recorded. Needed for fairness by skin type.
+    skin_type: int | None = None
+    # Visual features the dataset's annotators marked as present, in the closed vocabulary of
+    # knowledge/features.yaml; None = the dataset annotates no features for this image, () =
+    # annotated and none present. Only the criteria a dataset records can appear (see e.g.
+    # derm7pt.ANNOTATED_VOCABULARY): faithfulness scoring must count only those.
+    features: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["path"] = list(self.path)
+        d["features"] = None if self.features is None else list(self.features)
         return d
 
 
@@ -59,6 +68,10 @@ class LoadResult:
     # taxonomy's names, see datasets/names.py) or "folder" (DermNet's class folder).
     resolved: dict[str, str] = field(default_factory=dict)
     ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)  # raw -> nodes it matches
+    # "column: value" -> records whose annotation (skin type, features) was left None because
+    # the value is empty, a placeholder, out of range or not understood. The records are still
+    # used; only the annotation is missing, so this is not part of ``excluded``.
+    unannotated: Counter = field(default_factory=Counter)
 
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
@@ -96,6 +109,8 @@ def to_hf_dataset(samples: list[Sample]):
             "sex": datasets.Value("string"),
             "site": datasets.Value("string"),
             "group": datasets.Value("string"),
+            "skin_type": datasets.Value("int64"),
+            "features": datasets.Sequence(datasets.Value("string")),
         }
     )
     return datasets.Dataset.from_list(rows, features=features)
@@ -250,6 +265,22 @@ def parse_age(text: str | None) -> float | None:
         return None
 
 
+def parse_skin_type(text: str | None) -> int | None:
+    """Fitzpatrick type 1-6 from a numeric cell ("3", "3.0"), else None (empty, a placeholder
+    such as ``UNK``, a fraction, or outside I-VI — e.g. Fitzpatrick17k's -1 for unknown)."""
+    try:
+        value = float((text or "").strip())
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and 1 <= value <= 6 else None
+
+
+def unannotated_key(column: str, text: str | None) -> str:
+    """The ``LoadResult.unannotated`` key of a value that gave no annotation."""
+    text = (text or "").strip()
+    return f"{column}: {text!r}" if text else f"{column}: <empty>"
+
+
 def clean(text: str | None) -> str | None:
     """Metadata value, or None when empty or a known placeholder."""
     if text is None:
@@ -270,6 +301,8 @@ class _Record:
     age: float | None
     sex: str | None
     site: str | None
+    skin_type: int | None = None
+    features: tuple[str, ...] | None = None
 
 
 class RecordCollector:
@@ -302,6 +335,8 @@ class RecordCollector:
         age: float | None = None,
         sex: str | None = None,
         site: str | None = None,
+        skin_type: int | None = None,
+        features: tuple[str, ...] | None = None,
         expected: str = "",
     ) -> None:
         raw = (raw_label or "").strip()
@@ -316,7 +351,18 @@ class RecordCollector:
         self._labels[id] = raw
         self._records.append(
             _Record(
-                id, raw, image, expected or str(image), split, group or id, modality, age, sex, site
+                id,
+                raw,
+                image,
+                expected or str(image),
+                split,
+                group or id,
+                modality,
+                age,
+                sex,
+                site,
+                skin_type,
+                features,
             )
         )
 
@@ -386,6 +432,8 @@ class RecordCollector:
                     sex=r.sex,
                     site=r.site,
                     group=r.group,
+                    skin_type=r.skin_type,
+                    features=r.features,
                 )
             )
         return res

@@ -5,6 +5,21 @@ the authors' loader matches them against ``case_num`` and is off by one; we do n
 Each case gives two samples, the clinical and the dermoscopic photo, with a ``modality``
 field and the case as group, so both photos of a lesion stay in the same split. Image paths
 are relative to ``images/`` and the extension's case varies, so paths match case-insensitively.
+
+The 7-point checklist columns give each sample's ``features`` (both photos of a case share
+them), through ``CHECKLIST``: the vocabulary features (knowledge/features.yaml) a criterion's
+value marks as present. Only what the checklist can record appears, so the tuple is the
+*annotated subset* of what an image shows; ``ANNOTATED_VOCABULARY`` names that subset, and
+faithfulness scores must count only those features (a stated "milia-like cysts" is neither
+right nor wrong against Derm7pt). Left out on purpose:
+
+- ``pigmentation`` (diffuse/localized, regular/irregular): no vocabulary feature describes it;
+- vascular ``comma``, ``wreath`` and ``within regression``: no vocabulary vessel matches them,
+  so they annotate "no vocabulary vessel" (an empty contribution, not an unknown value).
+
+The checklist records one value per criterion (one vessel type per case). A value outside
+``CHECKLIST`` (or an empty cell) leaves that case's ``features`` None — the annotation cannot
+be read in full — and is counted in ``LoadResult.unannotated`` as ``"column: 'value'"``.
 """
 
 from __future__ import annotations
@@ -21,6 +36,7 @@ from skinr1.datasets.base import (
     find_nested,
     outside_root,
     read_table,
+    unannotated_key,
 )
 
 NAME = "derm7pt"
@@ -47,6 +63,66 @@ HEADER = (
 )
 INDEX_FILES = {"train": "train_indexes.csv", "val": "valid_indexes.csv", "test": "test_indexes.csv"}
 PHOTOS = (("clinic", "clinical"), ("derm", "dermoscopic"))
+
+# 7-point criterion column -> its values (as in the release, compared lower-case) -> the
+# vocabulary features that value marks present. In meta.csv's column order, which is the order
+# of a sample's ``features``. Values and their points: datasets.md §5.
+_REGRESSION = ("regression structures",)
+CHECKLIST: dict[str, dict[str, tuple[str, ...]]] = {
+    "pigment_network": {
+        "absent": (),
+        "typical": ("typical pigment network",),
+        "atypical": ("atypical pigment network",),
+    },
+    "streaks": {
+        "absent": (),
+        "regular": ("regular streaks",),
+        "irregular": ("irregular streaks",),
+    },
+    "regression_structures": {
+        "absent": (),
+        "blue areas": _REGRESSION,
+        "white areas": _REGRESSION,
+        "combinations": _REGRESSION,
+    },
+    "dots_and_globules": {
+        "absent": (),
+        "regular": ("regular dots and globules",),
+        "irregular": ("irregular dots and globules",),
+    },
+    "blue_whitish_veil": {"absent": (), "present": ("blue-white veil",)},
+    "vascular_structures": {
+        "absent": (),
+        "arborizing": ("arborizing vessels",),
+        "dotted": ("dotted vessels",),
+        "hairpin": ("hairpin vessels",),
+        "linear irregular": ("linear irregular vessels",),
+        "comma": (),  # no vocabulary feature
+        "wreath": (),  # no vocabulary feature
+        "within regression": (),  # no vocabulary feature
+    },
+}
+# The vocabulary features Derm7pt can annotate (present or absent): recall and precision of
+# stated features against Derm7pt must be restricted to these.
+ANNOTATED_VOCABULARY: frozenset[str] = frozenset(
+    f for values in CHECKLIST.values() for feats in values.values() for f in feats
+)
+
+
+def checklist_features(row: dict[str, str]) -> tuple[tuple[str, ...] | None, list[str]]:
+    """(features, problems) of one meta.csv row: the features its checklist values mark
+    present, in CHECKLIST order, or None with the ``unannotated`` keys of the values that could
+    not be read."""
+    feats: list[str] = []
+    problems: list[str] = []
+    for column, values in CHECKLIST.items():
+        text = (row.get(column) or "").strip()
+        hit = values.get(text.lower())
+        if hit is None:
+            problems.append(unannotated_key(column, text))
+        else:
+            feats.extend(f for f in hit if f not in feats)
+    return (None, problems) if problems else (tuple(feats), [])
 
 
 def _official_splits(meta_dir: Path, n_rows: int) -> dict[int, str] | None:
@@ -102,8 +178,17 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
     col = RecordCollector(NAME, taxonomy)
     if splits is None:
         col.result.notes.append("no split index files: grouped seeded 6:2:2 split by case")
+    absent = [c for c in CHECKLIST if rows and c not in rows[0]]
+    if absent:
+        col.result.notes.append(
+            f"meta.csv lacks the 7-point column(s) {absent}: no features annotated"
+        )
     for pos, row in enumerate(rows):
         case = row.get("case_num") or str(pos + 1)
+        features = None
+        if not absent:
+            features, problems = checklist_features(row)
+            col.result.unannotated.update(problems)
         split = splits.get(pos) if splits is not None else None
         if splits is not None and split is None and row["diagnosis"]:
             for column, _ in PHOTOS:
@@ -125,6 +210,7 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
                 modality=modality,
                 sex=clean(row.get("sex")),
                 site=clean(row.get("location")),
+                features=features,
                 expected=f"{shown}/{rel or '<empty ' + column + ' column>'}",
             )
     return col.finish(seed=seed, check_images=check_images)

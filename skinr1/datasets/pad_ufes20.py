@@ -3,6 +3,10 @@
 The zips unpack as ``images/imgs_part_N/imgs_part_N/PAT_<patient>_<lesion>_<n>.png``, so images
 are indexed by file name (``img_id`` already carries ``.png``). Smartphone photos, hence
 ``modality = "clinical"``. No official split: grouped by patient, seeded 6:2:2.
+
+The (misspelt) ``fitspatrick`` column gives ``skin_type``: floats such as ``3.0``; empty in the
+sparse rows without a questionnaire, sometimes ``UNK``. A value that is not a whole number in
+1-6 leaves ``skin_type`` None and is counted in ``LoadResult.unannotated``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from skinr1.datasets.base import (
     find_child,
     index_images,
     parse_age,
+    parse_skin_type,
     read_table,
+    unannotated_key,
 )
 
 NAME = "PAD-UFES-20"
@@ -65,6 +71,9 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
         img = row["img_id"]
         sex = clean(row.get("gender"))
         site = clean(row.get("region"))
+        skin_type = parse_skin_type(row.get("fitspatrick"))
+        if skin_type is None:
+            col.result.unannotated[unannotated_key("fitspatrick", row.get("fitspatrick"))] += 1
         col.add(
             img.removesuffix(".png"),
             row["diagnostic"],
@@ -74,6 +83,7 @@ def load(root: Path, taxonomy, *, seed: int, check_images: bool = True) -> LoadR
             age=parse_age(row.get("age")),
             sex=sex.lower() if sex else None,
             site=site.lower() if site else None,
+            skin_type=skin_type,
             expected=f"{root.name}/images/imgs_part_*/{img}",
         )
     return col.finish(seed=seed, check_images=check_images)

@@ -1,7 +1,9 @@
 """``python -m skinr1 datasets ROOT [--json]``: what the loaders find under a data root.
 
 Per dataset: usable samples per split, usable samples per raw label, labels that could not be
-mapped, and missing, unreadable, unlabelled and otherwise invalid records. Every labelled
+mapped, and missing, unreadable, unlabelled and otherwise invalid records; how many usable
+samples carry a skin type and annotated features, and the values that gave none
+(``unannotated``: such records are still used, so they are not exclusions). Every labelled
 record is in exactly one of samples / unmapped / missing / unreadable / invalid, so those add
 up. How each label found its node (``explicit`` label map, taxonomy ``synonym``, class
 ``folder``). An absent folder is reported as absent (``null`` in JSON); a folder that is present
@@ -78,6 +80,11 @@ def summarise(result: LoadResult, taxonomy=None) -> dict:
         "empty_labels": len(result.empty_labels),
         "invalid": len(result.invalid),
         "groups_across_splits": len(groups_across_splits(result.samples)),
+        "annotated": {
+            "skin_type": sum(s.skin_type is not None for s in result.samples),
+            "features": sum(s.features is not None for s in result.samples),
+        },
+        "unannotated": dict(sorted(result.unannotated.items(), key=lambda kv: (-kv[1], kv[0]))),
         "notes": list(result.notes),
         "names": {
             "missing_images": list(result.missing_images),
@@ -199,6 +206,16 @@ def format_table(report: dict, root: Path, *, seed: int, check_images: bool) -> 
             if entry["names"][key]:
                 names = entry["names"][key]
                 lines.append(f"  {title} ({len(names)}): {_listing(names)}")
+        have = entry["annotated"]
+        if have["skin_type"] or have["features"]:
+            n = sum(entry["samples"].values())
+            lines.append(
+                f"  annotated samples: skin type {have['skin_type']}/{n}, "
+                f"features {have['features']}/{n}"
+            )
+        if entry["unannotated"]:
+            values = [f"{k} {v}" for k, v in entry["unannotated"].items()]
+            lines.append(f"  values that gave no annotation (records kept): {_listing(values)}")
         if entry["groups_across_splits"]:
             lines.append(
                 f"  groups in more than one split: {entry['groups_across_splits']} "

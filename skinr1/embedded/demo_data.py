@@ -11,6 +11,11 @@ Class balance follows the real datasets' label counts, with a floor per label so
 appear. Every random choice derives from the seed: metadata from ``random.Random`` streams
 named per dataset, pixels from one numpy stream per image, keyed by (seed, dataset, index) —
 textbook images use their own stream and ids, so they never repeat a dataset image.
+
+Every image is drawn on a Fitzpatrick tone, but, as in the real data, only PAD-UFES-20's
+metadata says which. The tones of all images (every dataset, OmniMedVQA and the textbook) go to
+a sidecar at the root, ``annotations.csv`` (``image,fitzpatrick``, paths relative to the root;
+``skinr1.datasets.annotations``), so that fairness by skin type can be measured on the demo.
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from skinr1.datasets import bcn20000, derm7pt, derm12345, pad_ufes20
+from skinr1.datasets.annotations import ANNOTATIONS, write_annotations
 from skinr1.rules import Features
 from skinr1.taxonomy import KnowledgeError
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3  # 3: annotations.csv (a root of an earlier version is regenerated)
 MARKER = ".demo-complete.json"
 
 # Per-image numpy streams: (seed, STREAM[dataset], index) never collide across datasets.
@@ -389,6 +395,7 @@ class _Painter:
     def draw(self, path: Path, feats: Features, tone: int, modality: str = "dermoscopic") -> None:
         rng = np.random.default_rng([self.ctx.seed, STREAM[self.dataset], self.count])
         self.count += 1
+        self.ctx.tones[Path(path)] = tone  # for annotations.csv
         img = self.ctx.render(
             feats, rng, size=self.ctx.image_size, skin_tone=tone, modality=modality
         )
@@ -416,6 +423,7 @@ class _Context:
         self.scale, self.image_size, self.render = scale, image_size, render
         self.test_scale = test_scale
         self.floor = 3 if scale >= 0.5 else 1
+        self.tones: dict[Path, int] = {}  # every drawn image -> its Fitzpatrick tone
 
     def n(self, key: str) -> int:
         return max(1, round(SCALE_COUNTS[key] * self.scale))
@@ -1200,7 +1208,8 @@ def write_demo(
 ) -> dict:
     """Write (or reuse) the demo data under ``root``; return counts per dataset and split.
 
-    Reused when ``root`` holds a completed marker for the same parameters and inputs. The
+    Reused when ``root`` holds a completed marker for the same parameters and inputs (and its
+    ``annotations.csv``; a root from before the sidecar existed is regenerated). The
     data are written to a sibling temporary folder and renamed into place at the end, so an
     interrupted run never leaves a root that looks finished. An existing ``root`` is replaced
     only if it is empty or an earlier demo root (it has the marker).
@@ -1233,7 +1242,7 @@ def write_demo(
             done = json.loads(marker.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             done = {}
-        if done.get("params") == params:
+        if done.get("params") == params and (root / ANNOTATIONS).is_file():
             return done["summary"]
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(
@@ -1250,6 +1259,9 @@ def write_demo(
             folder = tmp / name
             folder.mkdir(parents=True)
             images[name] = writer(ctx, folder)["images"]
+        write_annotations(
+            tmp / ANNOTATIONS, {p.relative_to(tmp).as_posix(): t for p, t in ctx.tones.items()}
+        )
         summary = {
             "root": str(root),
             **{k: params[k] for k in ("seed", "scale", "image_size", "test_scale")},

@@ -1,0 +1,99 @@
+"""GRPO with R_consistency against the committed run: its effect on faithfulness and accuracy.
+
+    python tools/consistency_ablation.py            # run the experiment, then the comparison
+    python tools/consistency_ablation.py --collect  # the comparison of an experiment already run
+
+The experiment is ``dvc exp run --temp`` of HEAD with ``grpo.rewards`` plus ``consistency``
+(named ``consistency``), so only the GRPO runs and the evaluation rerun and the workspace keeps
+its outputs. Its answers are read from the DVC cache through the experiment's dvc.lock, and
+compared with the workspace's ``data/eval_records.jsonl`` question by question
+(``skinr1.trust.compare_runs``). ``metrics/consistency_ablation.json`` gets the result; the
+table printed is the one docs/trust.md shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "consistency"
+RECORDS = "data/eval_records.jsonl"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout  # fmt: skip
+
+
+def experiment_ref() -> str:
+    head = _git("rev-parse", "HEAD").strip()
+    return f"refs/exps/{head[:2]}/{head[2:]}/{NAME}"
+
+
+def run_experiment(rewards: list[str]) -> None:
+    value = "[" + ",".join([*rewards, NAME]) + "]"
+    subprocess.run(["dvc", "exp", "run", "--temp", "-S", f"grpo.rewards={value}", "-n", NAME],
+                   cwd=ROOT, check=True)  # fmt: skip
+
+
+def experiment_records() -> list[dict]:
+    """The experiment's evaluation answers, from the cache entry its dvc.lock names."""
+    ref = experiment_ref()
+    try:
+        lock = yaml.safe_load(_git("show", f"{ref}:dvc.lock"))
+    except subprocess.CalledProcessError:
+        raise SystemExit(
+            f"no experiment {NAME} of HEAD ({ref}); run this tool without --collect"
+        ) from None
+    md5 = next(o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"] == RECORDS)
+    path = ROOT / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    if not path.is_file():
+        raise SystemExit(f"{path} (the experiment's {RECORDS}) is not in the DVC cache")
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _cell(d: dict) -> str:
+    return f"{d['value']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (n = {d['n']})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--collect", action="store_true", help="compare an experiment already run")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from skinr1.config import load_params
+    from skinr1.evaluation import MODEL_LABELS
+    from skinr1.rules import load_rules, load_vocabulary
+    from skinr1.taxonomy import load_taxonomy
+    from skinr1.trust import TrustKnowledge, compare_runs
+
+    P = load_params(ROOT / "params.yaml")
+    if NAME in P.grpo.rewards:
+        raise SystemExit(f"params.yaml's grpo.rewards already has {NAME}: nothing to compare with")
+    if not args.collect:
+        run_experiment(list(P.grpo.rewards))
+    with_c = experiment_records()
+    without = [json.loads(x) for x in (ROOT / RECORDS).read_text().splitlines()]
+    tax = load_taxonomy()
+    kb = TrustKnowledge(tax, load_rules(tax), load_vocabulary(), P.evaluation.feature_truth)
+    out = {"seed": P.seed, "rewards": [*P.grpo.rewards, NAME], "models": {}}
+    print("| model | accuracy | stated-feature precision | recall | supports its answer |")
+    print("|---|---|---|---|---|")
+    for model in [m for m in P.grpo_runs if m in {r["model"] for r in with_c}]:
+        d = compare_runs(with_c, without, kb, model=model, seed=P.seed)
+        out["models"][model] = d
+        print(f"| {MODEL_LABELS.get(model, model)} | "
+              + " | ".join(_cell(d[k]) for k in ("accuracy", "precision", "recall", "supports"))
+              + " |")  # fmt: skip
+    (ROOT / "metrics" / "consistency_ablation.json").write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
