@@ -52,6 +52,9 @@ class BaseModelParams(Section):
     warmup_examples: int
     coarse_share: float  # warm-up examples naming a (noisy) top-level category
     coarse_noise: float  # share of those whose category is wrong
+    coarse_prompt: Literal["vqa", "diagnosis"]  # their prompt: generic VQA or evaluation's own
+    coarse_mixed: float  # share of their distractors drawn from every level of the taxonomy
+    coarse_answer: Literal["letter", "name"]  # their answer: "B: name" or the option's name alone
 
 
 class ModelParams(Section):

@@ -79,3 +79,40 @@ def test_warmup_names_noisy_top_level_categories_and_never_a_diagnosis():
     assert not any("abnormality" in r["prompt"][0]["content"][0]["text"] for r in plain)
     with pytest.raises(ValueError, match="coarse_noise"):
         warmup_examples(rules, 5, 3, image_size=32, taxonomy=tax, coarse_share=0.5, coarse_noise=2)
+
+
+def test_warmup_coarse_questions_in_the_evaluation_prompt_with_mixed_levels_and_names():
+    import re
+
+    from skinr1.embedded.tiny_model import warmup_examples
+    from skinr1.prompts import template
+    from skinr1.rewards import strict_answer
+    from skinr1.rules import load_rules
+    from skinr1.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    rules = load_rules(tax)
+    top = {c for c in tax.categories() if len(tax.path(c)) == 1}
+    head = template("diagnosis", "compact").split("{question}")[0]
+    rows = warmup_examples(rules, 300, 3, image_size=32, prompt_style="compact", taxonomy=tax,
+                           coarse_share=0.5, coarse_noise=0.2, coarse_prompt="diagnosis",
+                           coarse_mixed=0.5, coarse_answer="name")  # fmt: skip
+    coarse, below_top = [], 0
+    for r in rows:
+        prompt = r["prompt"][0]["content"][0]["text"]
+        if "abnormality" not in prompt:
+            continue
+        assert prompt.startswith(head)
+        opts = dict(re.findall(r"([A-D]): (.+?)(?= [A-D]: |$)", prompt.split("image? ")[1]))
+        text = r["completion"][0]["content"][0]["text"]
+        name = re.search(r"<final diagnosis>(.+)</final diagnosis>", text).group(1)
+        assert name in top and name in opts.values()  # a category, never a fine diagnosis
+        assert strict_answer(text, list(opts), list(opts.values())) is not None
+        # no option lies under the stated category (it would be a finer correct answer)
+        assert not set(opts.values()) & set(tax.descendants(name))
+        below_top += sum(v not in top for v in opts.values())
+        coarse.append(name)
+    assert 110 <= len(coarse) <= 190 and below_top > 0  # distractors mix levels
+    with pytest.raises(ValueError, match="coarse_answer"):
+        warmup_examples(rules, 5, 3, image_size=32, taxonomy=tax, coarse_share=0.5,
+                        coarse_answer="letters")  # fmt: skip

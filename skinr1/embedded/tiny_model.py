@@ -180,9 +180,14 @@ ATTRIBUTE_QUESTIONS = {
 }
 
 
+COARSE_PROMPTS = ("vqa", "diagnosis")
+COARSE_ANSWERS = ("letter", "name")
+
+
 def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
                     prompt_style: str = "paper", taxonomy=None, coarse_share: float = 0.0,
-                    coarse_noise: float = 0.0) -> list[dict]:  # fmt: skip
+                    coarse_noise: float = 0.0, coarse_prompt: str = "vqa",
+                    coarse_mixed: float = 0.0, coarse_answer: str = "letter") -> list[dict]:  # fmt: skip
     """Rendered lesions with captions and visual multiple-choice questions, no diagnosis names.
 
     Feature sets come from the rule book's diagnoses with random drops and swaps, so the vision
@@ -191,6 +196,14 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
     "What type of abnormality ...?" question among four top-level categories of ``taxonomy``,
     answered with the diagnosis's top-level category, or (``coarse_noise`` of them) a wrong one
     — web-scale captions name coarse classes, often wrongly, and never the fine diagnosis.
+    ``coarse_prompt`` words that question as the warm-up's generic VQA prompt ("vqa") or as
+    the evaluation's own diagnosis prompt ("diagnosis": what instruction tuning gives a 7B
+    model is that it follows such a prompt). Each distractor slot is, with probability
+    ``coarse_mixed``, any other node of the taxonomy (as the evaluation's questions mix levels)
+    and otherwise another top-level category; never a node under the stated category (it would
+    be a finer correct option). ``coarse_answer`` is "letter" ("B: melanoma", the form SFT and
+    RL write) or "name" (the option's text alone, which the strict parser also reads as one
+    option: a pretrained model names what it sees; tying a letter to it is what RL sharpens).
     """
     from skinr1.embedded.lesions import render
     from skinr1.prompts import QUESTION, VQA_TEMPLATE, format_question, template, user_message
@@ -200,6 +213,16 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
             f"base_model.coarse_share = {coarse_share}, coarse_noise = {coarse_noise}: both must "
             "lie in [0, 1]"
         )
+    if not 0 <= coarse_mixed <= 1:
+        raise ValueError(f"base_model.coarse_mixed = {coarse_mixed}: must lie in [0, 1]")
+    if coarse_prompt not in COARSE_PROMPTS:
+        raise ValueError(
+            f"base_model.coarse_prompt = {coarse_prompt!r}: expected one of {COARSE_PROMPTS}"
+        )
+    if coarse_answer not in COARSE_ANSWERS:
+        raise ValueError(
+            f"base_model.coarse_answer = {coarse_answer!r}: expected one of {COARSE_ANSWERS}"
+        )
     if coarse_share and taxonomy is None:
         raise ValueError("warmup_examples: coarse_share > 0 needs the taxonomy")
     top = [c for c in taxonomy.categories() if len(taxonomy.path(c)) == 1] if coarse_share else []
@@ -207,6 +230,9 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
     # Paper style: the RL prompt itself (a 7B instruct model has seen such prompts); compact: a
     # generic VQA prompt, so the diagnostic instruction is first seen in SFT.
     rl_template = template("rl", prompt_style) if prompt_style == "paper" else VQA_TEMPLATE
+    coarse_template = (
+        template("diagnosis", prompt_style) if coarse_prompt == "diagnosis" else rl_template
+    )
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -230,11 +256,20 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
             right = taxonomy.path(node)[0]
             if rng.random() < coarse_noise:
                 right = rng.choice([c for c in top if c != right])
-            opts = [*rng.sample([c for c in top if c != right], 3), right]
+            banned = {right, *taxonomy.descendants(right)}  # a finer correct option otherwise
+            if not coarse_mixed:
+                opts = rng.sample([c for c in top if c not in banned], 3)
+            else:
+                opts = []
+                for _ in range(3):
+                    pool = taxonomy.categories() if rng.random() < coarse_mixed else top
+                    opts.append(rng.choice([c for c in pool if c not in banned and c not in opts]))
+            opts.append(right)
             rng.shuffle(opts)
             options = dict(zip("ABCD", opts, strict=True))
-            prompt = rl_template.format(question=format_question(options, QUESTION))
-            choice = f"{'ABCD'[opts.index(right)]}: {right}"
+            prompt = coarse_template.format(question=format_question(options, QUESTION),
+                                            letters="/".join("ABCD"))  # fmt: skip
+            choice = f"{'ABCD'[opts.index(right)]}: {right}" if coarse_answer == "letter" else right
             answer = f"<thinking>The image shows a {caption}.</thinking> <final diagnosis>{choice}</final diagnosis>"
         elif i % 2 == 0:
             prompt, answer = "Describe the visual features of this skin lesion.", caption + "."
@@ -268,7 +303,8 @@ def warmup_examples(rulebook, n: int, seed: int, *, image_size: int,
 def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr: float, seed: int,
             n_examples: int, image_size: int, prompt_style: str = "paper",
             log_file: Path | None = None, taxonomy=None, coarse_share: float = 0.0,
-            coarse_noise: float = 0.0) -> list[dict]:  # fmt: skip
+            coarse_noise: float = 0.0, coarse_prompt: str = "vqa",
+            coarse_mixed: float = 0.0, coarse_answer: str = "letter") -> list[dict]:  # fmt: skip
     """Full-parameter training of the tiny model on ``warmup_examples``; saves in place, with
     the examples in ``warmup_data/`` for SFT's replay."""
     import datasets
@@ -289,6 +325,9 @@ def warm_up(model_dir: Path | str, rulebook, *, steps: int, batch_size: int, lr:
             taxonomy=taxonomy,
             coarse_share=coarse_share,
             coarse_noise=coarse_noise,
+            coarse_prompt=coarse_prompt,
+            coarse_mixed=coarse_mixed,
+            coarse_answer=coarse_answer,
         )  # fmt: skip
     )
     args = SFTConfig(
@@ -336,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                       lr=p.warmup_lr, seed=params.seed, n_examples=p.warmup_examples,
                       image_size=cfg.image_size, prompt_style=params.model.prompt_style,
                       log_file=tmp / "warmup_log.json", taxonomy=tax,
-                      coarse_share=p.coarse_share, coarse_noise=p.coarse_noise)  # fmt: skip
+                      coarse_share=p.coarse_share, coarse_noise=p.coarse_noise,
+                      coarse_prompt=p.coarse_prompt, coarse_mixed=p.coarse_mixed,
+                      coarse_answer=p.coarse_answer)  # fmt: skip
     import shutil
 
     shutil.rmtree(tmp / "_warmup", ignore_errors=True)
