@@ -195,3 +195,30 @@ def test_trust_of_and_headline_on_hand_made_records():
     h = headline(sets)["m"]
     assert h["skin_type_acc"] == {"2": 0.5} and math.isnan(h["skin_type_gap"])
     assert h["malignant_missed_rate"] == pytest.approx(1 / 3)
+
+
+def test_compare_runs_pairs_the_same_questions():
+    from skinr1.rules import load_rules
+    from skinr1.taxonomy import load_taxonomy
+    from skinr1.trust import TrustKnowledge, compare_runs
+
+    tax = load_taxonomy()
+    kb = TrustKnowledge(tax, load_rules(tax), VOCAB, "rules")
+    fd = "<thinking>{}</thinking> <final diagnosis>A</final diagnosis>"
+
+    def rec(i, thinking, correct):
+        return {"id": str(i), "model": "m", "set": "disease", "dataset": "x", "node": "melanoma",
+                "letters": ["A", "B"], "options": ["melanoma", "melanocytic nevus"],
+                "response": fd.format(thinking), "strict": "A", "correct": correct}  # fmt: skip
+
+    a = [rec(1, "Black colour.", True), rec(2, "Black, pink.", True), rec(3, "Pink.", False)]
+    b = [rec(1, "Pink.", False), rec(2, "Black colour.", True), rec(4, "Black.", True)]
+    d = compare_runs(a, b, kb, model="m", seed=0, n_boot=500)
+    # shared questions 1 and 2: accuracy 2/2 against 1/2
+    assert (d["accuracy"]["value"], d["accuracy"]["n"]) == (0.5, 2)
+    assert (d["accuracy"]["a"], d["accuracy"]["b"]) == (1.0, 0.5)
+    # precision: a = (1, 1/2), b = (0, 1) -> differences +1 and -1/2
+    assert d["precision"]["value"] == pytest.approx(0.25)
+    assert (d["precision"]["a"], d["precision"]["b"]) == (0.75, 0.5)
+    with pytest.raises(ValueError, match="share no disease question"):
+        compare_runs(a, [], kb, model="m", seed=0)

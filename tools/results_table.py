@@ -77,10 +77,55 @@ def render_claims(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _trust_cell(ci: dict | None) -> str:
+    if not ci or not ci.get("n") or ci["value"] != ci["value"]:
+        return "not scored"
+    return f"{ci['value']:.3f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]"
+
+
+def render_trust(trust: dict) -> str:
+    """Per model (disease set; missed malignancy on the lesion set): the trust metrics of
+    ``metrics/trust.json`` with their 95% intervals, n in the header."""
+    disease, lesion = trust["sets"]["disease"], trust["sets"].get("lesion", {})
+    some = next(iter(disease.values()))
+    n_dis = some["n"]
+    n_risky = next(iter(lesion.values()))["missed_malignancy"]["n"] if lesion else 0
+    lines = [
+        f"| model | stated-feature precision (n={n_dis}) | recall | supports its answer | ECE | "
+        f"AURC | coverage at 90% accuracy (threshold) | malignant called benign, lesion set "
+        f"(n={n_risky}) | skin-type gap (best - worst) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in MODELS.items():
+        if key not in disease:
+            continue
+        d = disease[key]
+        f, cal, gap = d["faithfulness"], d["calibration"], d["skin_type"]["gap"]
+        sup = f["supports"]
+        th = cal.get("threshold_90")
+        cov = f"{cal.get('coverage_at_90', 0):.3f}" + (
+            f" (p >= {th:.2f})" if th is not None else ""
+        )
+        gap_cell = (f"type {gap['best']} - type {gap['worst']}: {_trust_cell(gap)}" if gap
+                    else "fewer than 2 types")  # fmt: skip
+        miss = lesion[key]["missed_malignancy"] if key in lesion else d["missed_malignancy"]
+        lines.append(
+            f"| {name} | {_trust_cell(f['precision'])} | {_trust_cell(f['recall'])} | "
+            f"{_trust_cell(sup)} (n={sup.get('n', 0)}) | {_trust_cell(cal.get('ece'))} "
+            f"(n={cal.get('ece', {}).get('n', 0)}) | {_trust_cell(cal.get('aurc'))} | {cov} | "
+            f"{_trust_cell(miss)} | {gap_cell} |"
+        )
+    return "\n".join(lines)
+
+
 def tables() -> list[str]:
     metrics = json.loads((ROOT / "metrics" / "metrics.json").read_text(encoding="utf-8"))
     claims = json.loads((ROOT / "metrics" / "claims.json").read_text(encoding="utf-8"))
-    return [render(metrics), render_claims(claims)]
+    out = [render(metrics), render_claims(claims)]
+    trust = ROOT / "metrics" / "trust.json"
+    if trust.is_file():
+        out.append(render_trust(json.loads(trust.read_text(encoding="utf-8"))))
+    return out
 
 
 def main(argv: list[str]) -> int:
