@@ -362,6 +362,7 @@ def _params(tmp_path: Path, root: Path, exclude: bool):
     params["data"]["root"] = str(root)
     params["data"]["exclude_train_duplicates"] = exclude
     params["evaluation"]["max_samples"] = 0
+    params["evaluation"]["skin_types"] = str(root / "annotations.csv")  # the planted demo's own
     path = tmp_path / f"params-{exclude}.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return load_params(path)
