@@ -158,14 +158,15 @@ def draw_reliability(bins_by_model: dict[str, list[dict]], *, ax=None, title: st
 def draw_risk_coverage(curves: dict[str, list[dict]], *, ax=None, title: str = "",
                        target: float | None = None):  # fmt: skip
     """Risk (error rate of the answered questions) against coverage, answering the most
-    confident first; the dotted line is the target risk."""
+    confident first; the dotted line is the target risk. A point's risk holds up to its
+    coverage (a step drawn "pre"), since the questions of one threshold are answered together."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
     for model, points in curves.items():
         if points:
             ax.step([0] + [p["coverage"] for p in points], [points[0]["risk"]]
-                    + [p["risk"] for p in points], where="post", label=model)  # fmt: skip
+                    + [p["risk"] for p in points], where="pre", label=model)  # fmt: skip
     if target is not None:
         ax.axhline(1 - target, color="grey", lw=1, ls=":")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="coverage (share answered)", ylabel="risk",

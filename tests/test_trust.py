@@ -222,3 +222,17 @@ def test_compare_runs_pairs_the_same_questions():
     assert (d["precision"]["a"], d["precision"]["b"]) == (0.75, 0.5)
     with pytest.raises(ValueError, match="share no disease question"):
         compare_runs(a, [], kb, model="m", seed=0)
+
+
+def test_risk_coverage_figure_holds_each_risk_up_to_its_coverage():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skinr1.figures import draw_risk_coverage
+
+    rc = risk_coverage([0.9, 0.8, 0.8, 0.3], [True, True, False, True])
+    ax = draw_risk_coverage({"m": rc["points"]}, target=0.9)
+    line = ax.lines[0]
+    assert line.get_drawstyle() == "steps-pre"
+    assert list(line.get_xdata()) == [0, 0.25, 0.75, 1.0]
+    assert list(line.get_ydata()) == pytest.approx([0.0, 0.0, 1 / 3, 0.25])
