@@ -326,26 +326,15 @@ MAX_CONSISTENCY = 0.25  # as R_malignancy: a side condition, never worth a wrong
 
 @functools.cache
 def _knowledge():
-    """The shipped knowledge base, loaded once per process for R_consistency."""
+    """The shipped knowledge base's rationale reader and rule features, loaded once per process
+    for R_consistency."""
     from skinr1.rules import load_rules, load_vocabulary
     from skinr1.taxonomy import load_taxonomy
-    from skinr1.trust import FeatureReader, feature_keys
+    from skinr1.trust import TrustKnowledge
 
     taxonomy = load_taxonomy()
-    rules = load_rules(taxonomy)
-    names = [n for n in taxonomy.nodes if n != taxonomy.root]
-    reader = FeatureReader(
-        load_vocabulary(), names + [s for n in names for s in taxonomy.synonyms(n)]
-    )
-
-    def rule_keys(text: str) -> frozenset[str] | None:
-        node = taxonomy.resolve(text)
-        try:
-            return feature_keys(rules.rule_for(node, taxonomy).features) if node else None
-        except KeyError:
-            return None
-
-    return reader, functools.cache(rule_keys)
+    kb = TrustKnowledge(taxonomy, load_rules(taxonomy), load_vocabulary(), "rules")
+    return kb.reader, functools.cache(kb.rule_keys)
 
 
 def consistency_reward(completions, **kwargs) -> list[float]:

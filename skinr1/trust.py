@@ -362,6 +362,16 @@ class TrustKnowledge:
         keys = self.rule_keys(node) if node and node in self.taxonomy else None
         return keys, None
 
+    def score_rationales(self, recs: Sequence[dict]) -> tuple[list[dict], Counter]:
+        """``rationale_scores`` of the records, against each image's truth (and scope) and
+        each offered option's rule."""
+        texts = {t for r in recs for t in r["options"]}
+        rule_of = {t: k for t in texts if (k := self.rule_keys(t)) is not None}
+        truth, scope = {}, {}
+        for r in recs:
+            truth[r["id"]], scope[r["id"]] = self.image_truth(r)
+        return rationale_scores(recs, self.reader, truth, rule_of, scope)
+
 
 def trust_of(records: Sequence[dict], kb: TrustKnowledge, *, seed: int,
              n_boot: int = 2000) -> dict:  # fmt: skip
@@ -369,16 +379,12 @@ def trust_of(records: Sequence[dict], kb: TrustKnowledge, *, seed: int,
     accuracy by skin type, each with its n, interval and what could not be scored."""
     out: dict[str, dict[str, dict]] = {}
     texts = {t for r in records for t in r["options"]}
-    rule_of = {t: k for t in texts if (k := kb.rule_keys(t)) is not None}
     condition_of = {t: c for t in texts if (c := kb.condition(t)) is not None}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         groups.setdefault((r["set"], r["model"]), []).append(r)
     for (kind, model), recs in groups.items():
-        truth, scope = {}, {}
-        for r in recs:
-            truth[r["id"]], scope[r["id"]] = kb.image_truth(r)
-        scored, skipped = rationale_scores(recs, kb.reader, truth, rule_of, scope)
+        scored, skipped = kb.score_rationales(recs)
         prec = [s for s in scored if not math.isnan(s["precision"])]
         rec_ = [s for s in scored if not math.isnan(s["recall"])]
         sup = [s for s in scored if s["supports"] is not None]
@@ -528,18 +534,14 @@ def contrasting_cases(records: Sequence[dict], kb: TrustKnowledge, *, model: str
     highest stated-feature precision (then support, recall, id), and lowest (then id). None when
     fewer than two rationales can be scored."""
     recs = [r for r in records if r["model"] == model and r["set"] == kind]
-    texts = {t for r in recs for t in r["options"]}
-    rule_of = {t: k for t in texts if (k := kb.rule_keys(t)) is not None}
-    truth = {r["id"]: kb.image_truth(r)[0] for r in recs}
-    scored, _ = rationale_scores(recs, kb.reader, truth, rule_of)
-    scored = [s for s in scored if not math.isnan(s["precision"])]
+    scored = [s for s in kb.score_rationales(recs)[0] if not math.isnan(s["precision"])]
     if len(scored) < 2:
         return None
     best = max(scored, key=lambda s: (s["precision"], bool(s["supports"]), s["recall"], s["id"]))
     worst = min(scored, key=lambda s: (s["precision"], s["id"]))
     by_id = {r["id"]: r for r in recs}
     return tuple(
-        {**s, "record": by_id[s["id"]], "truth": sorted(truth[s["id"]] or ())}
+        {**s, "record": by_id[s["id"]], "truth": sorted(kb.image_truth(by_id[s["id"]])[0] or ())}
         for s in (best, worst)
     )  # type: ignore[return-value]
 
@@ -554,11 +556,7 @@ def compare_runs(a: Sequence[dict], b: Sequence[dict], kb: TrustKnowledge, *, mo
 
     def scores(records):
         recs = [r for r in records if r["model"] == model and r["set"] == kind]
-        texts = {t for r in recs for t in r["options"]}
-        rule_of = {t: k for t in texts if (k := kb.rule_keys(t)) is not None}
-        truth = {r["id"]: kb.image_truth(r)[0] for r in recs}
-        scored, _ = rationale_scores(recs, kb.reader, truth, rule_of)
-        return {r["id"]: r for r in recs}, {s["id"]: s for s in scored}
+        return {r["id"]: r for r in recs}, {s["id"]: s for s in kb.score_rationales(recs)[0]}
 
     (ra, sa), (rb, sb) = scores(a), scores(b)
     ids = sorted(set(ra) & set(rb))
