@@ -26,11 +26,18 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class TextbookCounts(Section):
+    per_class: int  # textbook cases of each HAM10000 class
+    per_neighbour: int  # of each of their DDx neighbours
+    per_label: int  # of every other label of the RL datasets (their subtypes)
+
+
 class DemoParams(Section):
     root: str
     scale: float
     image_size: int
     test_scale: float  # multiplies the held-out parts alone (1 = real proportions)
+    textbook: TextbookCounts
 
 
 class DataParams(Section):

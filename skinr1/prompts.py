@@ -116,19 +116,23 @@ _COMPACT_SFT1 = (
     "Describe the lesion and diagnose it: <thinking>features and rationale</thinking> "
     "<final diagnosis>finest diagnosis, its taxonomy, benign or malignant</final diagnosis>"
 )
+_COMPACT_SFT23 = (
+    "Describe the lesion, propose a diagnosis, compare an alternative and conclude: "
+    "<thinking>reasoning</thinking> <final diagnosis>finest diagnosis, its taxonomy, benign or "
+    "malignant</final diagnosis>"
+)
 COMPACT = {
     "sft_type1": _COMPACT_SFT1,
-    "sft_type23": "Describe the lesion, propose a diagnosis, compare an alternative and conclude: "
-    "<thinking>reasoning</thinking> <final diagnosis>finest diagnosis, its taxonomy, benign or "
-    "malignant</final diagnosis>",
+    "sft_type23": _COMPACT_SFT23,
     # RL and evaluation questions are the SFT instruction, word for word, followed by the question
     # and its options: the tiny model answers them the way SFT taught it only when the prompt it
     # learnt is intact (a 7B model needs no such cue). It already asks for the finest diagnosis and
     # the lesion condition, which R_gran and R_malignancy read.
     "rl": _COMPACT_SFT1 + " {question}",
     "diagnosis": _COMPACT_SFT1 + " {question}",
-    "ood": "Answer: {question}\n<thinking>compare the options</thinking> <final diagnosis>one "
-    "option</final diagnosis>",
+    # Appendix D's OOD prompt is the Type 2-3 SFT instruction turned into a question (propose,
+    # compare an alternative, conclude): so is this one, as "rl" is for Type 1.
+    "ood": _COMPACT_SFT23 + " {question}",
     "lesion": "Answer: What type of lesion condition is present? A: benign B: malignant C: "
     "precancerous in situ\n<thinking>features</thinking> <final diagnosis>A, B or C</final "
     "diagnosis>",

@@ -253,6 +253,7 @@ def test_cli_reads_params_and_flags_override(tmp_path, capsys):
         "scale": 0.05,
         "image_size": 32,
         "test_scale": 2.0,
+        "textbook": {"per_class": 40, "per_neighbour": 40, "per_label": 40},
     }
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
@@ -264,7 +265,24 @@ def test_cli_reads_params_and_flags_override(tmp_path, capsys):
         32,
         2.0,
     )
+    assert done["textbook"] == {"per_class": 40, "per_neighbour": 40, "per_label": 40}
+    # 40 x 0.05 = 2 cases of each of the 91 textbook diagnoses (the floor is 2 as well)
+    cases = (tmp_path / "out" / "textbook" / "cases.jsonl").read_text().splitlines()
+    assert len(cases) == 2 * 91
     assert "demo data in" in capsys.readouterr().out
+
+
+def test_textbook_counts_set_the_cases_per_diagnosis(knowledge, tmp_path):
+    tax = knowledge[0]
+    counts = {"per_class": 60, "per_neighbour": 20, "per_label": 40}
+    write_demo(tmp_path / "t", *knowledge, seed=SEED, scale=0.1, image_size=32, textbook=counts)
+    cases = [json.loads(x) for x in (tmp_path / "t/textbook/cases.jsonl").read_text().splitlines()]
+    per = Counter(c["diagnosis"] for c in cases)
+    assert per["melanoma"] == 6 and per["blue nevus"] == 4
+    assert {per[d] for d in set(tax.dataset_maps["HAM10000"].values())} == {6}
+    with pytest.raises(ValueError, match=r"demo.textbook=.*expected counts >= 1"):
+        write_demo(tmp_path / "bad", *knowledge, seed=SEED, scale=0.1, image_size=32,
+                   textbook={"per_class": 0, "per_neighbour": 1, "per_label": 1})  # fmt: skip
 
 
 def test_test_scale_enlarges_the_held_out_parts_alone(demo, knowledge, tmp_path):

@@ -334,12 +334,10 @@ SCALE_COUNTS = {  # targets at scale 1.0
     "dermnet_in": 50,
     "dermnet_out": 30,
     "OmniMedVQA": 60,
-    # SkinRationale's exemplars follow the label distribution the model is later asked about:
-    # many cases of each HAM10000 class, a few of each DDx neighbour (the textbook's rarer pages).
-    "textbook_per_class": 32,
-    "textbook_per_neighbour": 4,
-    "textbook_per_label": 2,  # every other label of the RL datasets (their subtypes)
 }
+# SkinRationale's exemplars per diagnosis, at scale 1 (params.yaml demo.textbook overrides): each
+# HAM10000 class, each of their DDx neighbours, every other label of the RL datasets (subtypes).
+TEXTBOOK_COUNTS = {"per_class": 32, "per_neighbour": 4, "per_label": 2}
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -418,10 +416,12 @@ class _Context:
         image_size: int,
         render: Callable,
         test_scale: float = 1.0,
+        textbook: dict[str, int] | None = None,
     ) -> None:
         self.taxonomy, self.rules, self.seed = taxonomy, rules, seed
         self.scale, self.image_size, self.render = scale, image_size, render
         self.test_scale = test_scale
+        self.textbook = dict(TEXTBOOK_COUNTS if textbook is None else textbook)
         self.floor = 3 if scale >= 0.5 else 1
         self.tones: dict[Path, int] = {}  # every drawn image -> its Fitzpatrick tone
 
@@ -1119,9 +1119,10 @@ def textbook_diagnoses(taxonomy) -> list[str]:
 
 
 def write_textbook(ctx: _Context, root: Path) -> dict:
-    """``textbook/cases.jsonl`` + ``textbook/images/*.png``: 32 cases of each HAM10000 class, 4 of
-    each DDx neighbour and 2 of every other label of the RL datasets (at scale 1), each with a
-    rationale that describes exactly what its image shows."""
+    """``textbook/cases.jsonl`` + ``textbook/images/*.png``: ``ctx.textbook["per_class"]`` cases of
+    each HAM10000 class, ``per_neighbour`` of each DDx neighbour and ``per_label`` of every other
+    label of the RL datasets (at scale 1, at least 2 each), each with a rationale that describes
+    exactly what its image shows."""
     from skinr1.ddx import load_ddx
 
     rng, paint = ctx.rng("textbook"), _Painter(ctx, "textbook")
@@ -1134,11 +1135,11 @@ def write_textbook(ctx: _Context, root: Path) -> dict:
     lines = []
     for node in textbook_diagnoses(ctx.taxonomy):
         key = (
-            "textbook_per_class" if node in classes
-            else "textbook_per_neighbour" if node in neighbours
-            else "textbook_per_label"
+            "per_class" if node in classes
+            else "per_neighbour" if node in neighbours
+            else "per_label"
         )  # fmt: skip
-        per = max(2, round(SCALE_COUNTS[key] * ctx.scale))
+        per = max(2, round(ctx.textbook[key] * ctx.scale))
         try:
             rule = ctx.rules.rule_for(node, ctx.taxonomy)
         except KeyError:
@@ -1204,6 +1205,7 @@ def write_demo(
     scale: float = 1.0,
     image_size: int = 128,
     test_scale: float = 1.0,
+    textbook: dict[str, int] | None = None,
     render: Callable | None = None,
 ) -> dict:
     """Write (or reuse) the demo data under ``root``; return counts per dataset and split.
@@ -1218,11 +1220,19 @@ def write_demo(
     official test parts of derm12345, derm7pt and DermNet, and OmniMedVQA), so that test sets
     are large enough for narrow intervals while training data keep their size. PAD-UFES-20 and
     BCN20000 ship no test split (the loaders cut 6:2:2), so they keep theirs.
+
+    ``textbook`` gives the textbook's cases per diagnosis (keys of ``TEXTBOOK_COUNTS``; default
+    those): how many SFT trajectories each class, DDx neighbour and subtype gets.
     """
     if scale <= 0:
         raise ValueError(f"scale={scale}: must be > 0")
     if test_scale < 1:
         raise ValueError(f"demo.test_scale={test_scale}: must be >= 1 (1 = the real proportions)")
+    textbook = dict(TEXTBOOK_COUNTS if textbook is None else textbook)
+    if set(textbook) != set(TEXTBOOK_COUNTS) or min(textbook.values()) < 1:
+        raise ValueError(
+            f"demo.textbook={textbook}: expected counts >= 1 for exactly {sorted(TEXTBOOK_COUNTS)}"
+        )
     if image_size < 16:
         raise ValueError(f"image_size={image_size}: must be at least 16 pixels")
     if render is None:
@@ -1234,6 +1244,7 @@ def write_demo(
         "scale": scale,
         "image_size": image_size,
         "test_scale": test_scale,
+        "textbook": textbook,
         "inputs": _fingerprint(taxonomy, rules, render),
     }
     marker = root / MARKER
@@ -1252,7 +1263,7 @@ def write_demo(
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    ctx = _Context(taxonomy, rules, seed, scale, image_size, render, test_scale)
+    ctx = _Context(taxonomy, rules, seed, scale, image_size, render, test_scale, textbook)
     try:
         images = {}
         for name, writer in WRITERS.items():
@@ -1313,7 +1324,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     defaults = {
-        "root": Path("data/demo"), "seed": 1234, "scale": 1.0, "image_size": 128, "test_scale": 1.0
+        "root": Path("data/demo"), "seed": 1234, "scale": 1.0, "image_size": 128, "test_scale": 1.0,
+        "textbook": None,
     }  # fmt: skip
     if args.params is not None:
         from skinr1.config import load_params
@@ -1325,8 +1337,11 @@ def main(argv: list[str] | None = None) -> int:
             "scale": p.demo.scale,
             "image_size": p.demo.image_size,
             "test_scale": p.demo.test_scale,
+            "textbook": p.demo.textbook.model_dump(),
         }
-    opts = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()}
+    opts = {
+        k: v if getattr(args, k, None) is None else getattr(args, k) for k, v in defaults.items()
+    }
     from skinr1.rules import load_rules
     from skinr1.taxonomy import load_taxonomy
 
@@ -1339,6 +1354,7 @@ def main(argv: list[str] | None = None) -> int:
         scale=opts["scale"],
         image_size=opts["image_size"],
         test_scale=opts["test_scale"],
+        textbook=opts["textbook"],
     )
     print(
         f"demo data in {opts['root']} (seed {opts['seed']}, scale {opts['scale']}, test scale "
