@@ -38,6 +38,10 @@ def test_compact_questions_are_the_sft_instruction_then_the_question():
     assert prompts.template("rl", "compact") == sft + " {question}"
     assert prompts.template("diagnosis", "compact") == sft + " {question}"
     assert prompts.template("qualitative", "compact") == sft
+    # OOD, as Appendix D's: the Type 2-3 instruction (propose, compare, conclude) as a question.
+    sft23 = prompts.template("sft_type23", "compact")
+    assert prompts.template("ood", "compact") == sft23 + " {question}"
+    assert "compare an alternative" in prompts.template("ood", "compact")
 
 
 def test_format_question_and_unknown_style():
