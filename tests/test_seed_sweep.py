@@ -1,6 +1,7 @@
 """The seed sweep's table: each claim per seed, and the seeds it holds in."""
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,31 @@ def test_the_workspace_seed_is_not_rerun(monkeypatch):
     monkeypatch.setattr(seed_sweep, "run_experiment", lambda seed: pytest.fail("ran"))
     with pytest.raises(SystemExit, match="seed 1234 is params.yaml's"):
         seed_sweep.main(["1234"])
+
+
+def _commit(repo: Path, path: str) -> str:
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(path)
+    run = {"cwd": repo, "check": True, "capture_output": True, "text": True}
+    subprocess.run(["git", "add", path], **run)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path], **run
+    )
+    return subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+
+
+def test_an_experiment_of_an_earlier_commit_counts_while_no_pipeline_input_changed(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    first = _commit(tmp_path, "params.yaml")
+    ref = f"refs/exps/{first[:2]}/{first[2:]}/seed-1"
+    subprocess.run(["git", "update-ref", ref, first], cwd=tmp_path, check=True)
+    _commit(tmp_path, "README.md")
+    _commit(tmp_path, "tests/test_x.py")
+    assert seed_sweep.experiment_ref(1, root=tmp_path) == (ref, first)
+    with pytest.raises(SystemExit, match="no experiment seed-2 of HEAD or its ancestors"):
+        seed_sweep.experiment_ref(2, root=tmp_path)
+    _commit(tmp_path, "skinr1/rewards.py")
+    with pytest.raises(
+        SystemExit, match=r"seed-1 is of .*, and since then skinr1/rewards.py changed"
+    ):
+        seed_sweep.experiment_ref(1, root=tmp_path)
