@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ParamsError(ValueError):
@@ -114,6 +114,8 @@ class LoRAParams(Section):
 class SFTParams(Section):
     out: str
     replay_fraction: float
+    mcq_share: float = Field(ge=0.0, lt=1.0)
+    mcq_options: int = Field(ge=2, le=26)
     trajectory_types: list[int]
     rationale: Literal["full", "compact", "findings"]
     learning_rate: float

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from skinr1 import model_card
@@ -18,6 +19,7 @@ from skinr1.config import (
 )
 from skinr1.model import REPLAY_DIR, load_model, load_processor
 from skinr1.provenance import code_fingerprint
+from skinr1.taxonomy import load_taxonomy
 from skinr1.training import (
     RUN_FILE,
     attach_callbacks,
@@ -103,6 +105,77 @@ def findings_only(text: str) -> str:
     return f"<thinking>{findings}</thinking> <{tag}>{final}</{tag}>"
 
 
+_ANSWER_BLOCK = re.compile(r"<(diagnosis|final diagnosis)>(.*?)</\1>", re.S)
+
+
+def with_options(dataset, taxonomy, *, share: float, n_options: int, seed: int, style: str,
+                 trees: Sequence[str]):  # fmt: skip
+    """Show ``share`` of the trajectories (every type alike) as the evaluation asks: the same
+    image and reasoning, the prompt the disease question's (Type 1) or the OOD question's
+    (Types 2-3) with ``n_options`` options, the answer the finest offered option on the
+    diagnosis's path, with its lesion condition. Distractors come from the label trees of the
+    datasets ``trees`` names (the RL datasets: the OOD set's labels stay unseen as options).
+
+    The options are Appendix A's disease question for the trajectory's diagnosis
+    (``mcq.disease_question``: 1-3 of its path, distractors from a dataset tree holding it), so a
+    textbook case of a subtype is answered with the ancestor the question offers. The thinking
+    is kept: it reasons to the finest diagnosis, and its hierarchical completion ("a subtype of
+    ...") names the offered one. A 7B instruct model reads options unaided; the tiny model, whose
+    SFT data otherwise never shows one, learns to name diagnoses nobody offered (paper: 0;
+    docs/deviations.md).
+    """
+    import random
+    from types import SimpleNamespace
+
+    from skinr1.mcq import disease_question, sample_rng
+    from skinr1.prompts import ANSWER_TAG, template, user_message
+
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"sft.mcq_share = {share}: must be in [0, 1)")
+    if share == 0:
+        return dataset
+    if not trees:
+        raise ValueError(
+            f"sft.mcq_share = {share} draws distractors from the RL datasets' label trees, but "
+            "none were given (data.rl_datasets); pass them, or set sft.mcq_share: 0"
+        )
+    chosen = set(random.Random(seed).sample(range(len(dataset)), round(len(dataset) * share)))
+    trees = {ds: set(taxonomy.dataset_nodes(ds)) for ds in trees}
+
+    def ask(r, i):
+        if i not in chosen:
+            return {}
+        node = r["final"]
+        if node not in taxonomy:
+            raise ValueError(
+                f"trajectory {r['id']!r}: final diagnosis {node!r} is not in the taxonomy; "
+                "rerun `dvc repro trajectories`"
+            )
+        rng = sample_rng(seed, r["id"])
+        holding = [ds for ds, tree in trees.items() if node in tree]
+        case = SimpleNamespace(
+            id=r["id"], image=r["id"], node=node, path=taxonomy.path(node),
+            malignancy=taxonomy.malignancy(node), dataset=rng.choice(holding) if holding else "",
+        )  # fmt: skip
+        q = disease_question(case, taxonomy, rng, n_options=n_options)
+        text = r["completion"][0]["content"][0]["text"]
+        final = (
+            f"<{ANSWER_TAG}>{q.answer_text}, {taxonomy.malignancy(q.answer_text)}</{ANSWER_TAG}>"
+        )
+        text, n = _ANSWER_BLOCK.subn(final, text)
+        if n != 1:
+            raise ValueError(f"trajectory {r['id']!r}: expected one diagnosis block, found {n}")
+        prompt = template("diagnosis" if r["type"] == 1 else "ood", style).format(
+            question=q.question, letters="/".join(q.letters)
+        )  # fmt: skip
+        return {
+            "prompt": user_message(prompt, style),
+            "completion": [{"role": "assistant", "content": [{"type": "text", "text": text}]}],
+        }
+
+    return dataset.map(ask, with_indices=True)
+
+
 def with_replay(dataset, base: str, *, fraction: float, seed: int):
     """Mix in ``fraction`` (of the result) of the base model's own pre-training examples, drawn
     from ``<base>/warmup_data``.
@@ -145,7 +218,7 @@ def with_replay(dataset, base: str, *, fraction: float, seed: int):
 
 def train_sft(model: ModelParams, cfg: SFTParams, lora: LoRAParams, train_dataset, *,
               compute: ComputeParams, seed: int, run_dir: Path, out_dir: Path,
-              curves_dir: Path | None = None) -> list[dict]:  # fmt: skip
+              curves_dir: Path | None = None, mcq_trees: Sequence[str] = ()) -> list[dict]:  # fmt: skip
     """Train the LoRA, resuming from ``run_dir``'s last checkpoint; save the adapter to out_dir.
 
     ``train_dataset`` is in TRL's conversational prompt/completion format with an ``images``
@@ -174,6 +247,9 @@ def train_sft(model: ModelParams, cfg: SFTParams, lora: LoRAParams, train_datase
     if types != {1, 2, 3}:
         train_dataset = train_dataset.filter(lambda r: r["type"] in types)
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style, cfg.rationale)
+    train_dataset = with_options(train_dataset, load_taxonomy(), share=cfg.mcq_share,
+                                 n_options=cfg.mcq_options, seed=seed, style=model.prompt_style,
+                                 trees=mcq_trees)  # fmt: skip
     train_dataset = with_replay(train_dataset, model.base, fraction=cfg.replay_fraction, seed=seed)
     score_labelled_tokens_only()
     trainer = SFTTrainer(
@@ -202,15 +278,17 @@ def run(P: Params) -> list[dict]:
         )
     ds = load_from_disk(str(src), keep_in_memory=True)  # no cache files in a DVC output
     run_dir = checkpoint_dir("sft", P["model"], P["sft"], P["lora"], P["compute"], P.seed,
-                             ds._fingerprint, fingerprint(P.model.base),
+                             P.data.rl_datasets, ds._fingerprint, fingerprint(P.model.base),
                              code_fingerprint("skinr1.sft"))  # fmt: skip
     history = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed,
-                        run_dir=run_dir, out_dir=Path(P.sft.out), curves_dir=CURVES)  # fmt: skip
+                        run_dir=run_dir, out_dir=Path(P.sft.out), curves_dir=CURVES,
+                        mcq_trees=P.data.rl_datasets)  # fmt: skip
     if state().is_main_process:
         model_card.write(P, "sft", P.sft.out, data={
             "source": f"SkinRationale, `{src}`", "trajectories": len(ds),
             "trajectory types trained": P.sft.trajectory_types,
             "replayed warm-up share": P.sft.replay_fraction,
+            "share shown with options": P.sft.mcq_share,
             "dataset fingerprint": ds._fingerprint})  # fmt: skip
     return history
 
@@ -219,6 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m skinr1 sft --params params.yaml`` (also under ``accelerate launch``)."""
     from skinr1.launch import parse_stage_args
 
-    P, _ = parse_stage_args("sft", argv, ("model", "sft", "compute", "trajectories"))
+    P, _ = parse_stage_args("sft", argv, ("model", "sft", "compute", "trajectories", "data"))
     history = run(P)
     return 0 if history and all(math.isfinite(h["loss"]) for h in history) else 1

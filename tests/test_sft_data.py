@@ -1,5 +1,7 @@
 """How SFT re-renders SkinRationale for the model being trained (prompt style, findings cut)."""
 
+import re
+
 import datasets
 import pytest
 
@@ -77,3 +79,77 @@ def test_apply_prompt_style_compact_trains_the_compact_column_and_old_data_is_re
     assert text == compact.replace("diagnosis>", "final diagnosis>")
     with pytest.raises(ValueError, match="no compact column.*dvc repro trajectories"):
         apply_prompt_style(_ds(TYPE1), "compact", "compact")
+
+
+NEVUS = (
+    "<thinking>Symmetric flat lesion. Rule: uniform brown colour and hair indicate congenital "
+    "nevus, a subtype of melanocytic nevus.</thinking> <final diagnosis>congenital nevus, benign"
+    "</final diagnosis>"
+)
+
+
+def _rows(n):
+    msg = [{"role": "assistant", "content": [{"type": "text", "text": NEVUS}]}]
+    return datasets.Dataset.from_list(
+        [{"prompt": [], "completion": msg, "type": 1 + i % 3, "id": f"t-{i}",
+          "final": "congenital nevus"} for i in range(n)]
+    )  # fmt: skip
+
+
+def _asked(ds, **kw):
+    from skinr1.sft import with_options
+    from skinr1.taxonomy import load_taxonomy
+
+    kw = {"share": 0.5, "n_options": 4, "seed": 7, "style": "compact",
+          "trees": ["HAM10000", "derm12345"], **kw}  # fmt: skip
+    return with_options(ds, load_taxonomy(), **kw)
+
+
+def test_with_options_asks_a_share_as_the_evaluation_does_and_answers_the_finest_offered():
+    from skinr1.prompts import template
+    from skinr1.rewards import strict_answer
+    from skinr1.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    ds = _rows(10)
+    out = _asked(ds)
+    asked = [i for i in range(10) if out[i]["prompt"] != []]
+    assert len(asked) == 5  # round(10 x 0.5), the rest untouched
+    assert all(out[i] == ds[i] for i in range(10) if i not in asked)
+    for i in asked:
+        row = out[i]
+        prompt = row["prompt"][0]["content"][0]["text"]
+        kind = "diagnosis" if row["type"] == 1 else "ood"
+        head = template(kind, "compact").split("{question}")[0]
+        assert prompt.startswith(head + "What type of abnormality is present in this image? A: ")
+        options = dict(re.findall(r"([A-D]): (.+?)(?= [A-D]: |$)", prompt[len(head):]))
+        assert len(options) == 4
+        offered = [o for o in tax.path("congenital nevus") if o in options.values()]
+        text = row["completion"][0]["content"][0]["text"]
+        # the reasoning to the subtype is kept; the answer is the finest option on its path
+        assert text.startswith(NEVUS.split("<final diagnosis>")[0])
+        assert text.endswith(f"<final diagnosis>{offered[-1]}, benign</final diagnosis>")
+        letter = strict_answer(text, list(options), list(options.values()))
+        assert options[letter] == offered[-1]
+        # distractors: never on the path, never the OOD set's own labels
+        others = set(options.values()) - set(offered)
+        trees = set(tax.dataset_nodes("HAM10000")) | set(tax.dataset_nodes("derm12345"))
+        assert others <= trees | set(tax.categories())
+    assert out.to_list() == _asked(ds).to_list()  # same seed, same questions
+    assert out.to_list() != _asked(ds, seed=8).to_list()
+
+
+def test_with_options_zero_share_is_the_data_and_bad_input_is_named():
+    ds = _rows(4)
+    assert _asked(ds, share=0.0) is ds
+    with pytest.raises(ValueError, match=r"sft.mcq_share = 1.0"):
+        _asked(ds, share=1.0)
+    with pytest.raises(ValueError, match="data.rl_datasets.*sft.mcq_share: 0"):
+        _asked(ds, trees=[])
+    bad = ds.map(lambda r: {"final": "no such disease"})
+    with pytest.raises(ValueError, match="'no such disease' is not in the taxonomy"):
+        _asked(bad, share=0.75)
+    two = ds.map(lambda r: {"completion": [{"role": "assistant", "content": [
+        {"type": "text", "text": NEVUS + NEVUS[-60:]}]}]})  # fmt: skip
+    with pytest.raises(ValueError, match="expected one diagnosis block, found 2"):
+        _asked(two, share=0.75)

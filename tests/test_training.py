@@ -43,7 +43,7 @@ def _sft_then_questions(P, *, n: int, seed: int):
     from skinr1.taxonomy import load_taxonomy
 
     ds, _ = _sft_dataset(P)
-    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, mcq_trees=P.data.rl_datasets, run_dir=Path("ck/sft"),
               out_dir=Path(P.sft.out))  # fmt: skip
     tax = load_taxonomy()
     res = load_configured(P.data.root, P.data.rl_datasets, tax, seed=P.seed)
@@ -57,7 +57,7 @@ def test_sft_trains_saves_an_adapter_and_resumes(stage):
 
     P = stage
     ds, rules = _sft_dataset(P)
-    hist = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed,
+    hist = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, mcq_trees=P.data.rl_datasets,
                      run_dir=Path("ck/sft"), out_dir=Path(P.sft.out), curves_dir=Path("live"))  # fmt: skip
     assert [h["step"] for h in hist] == [1, 2] and all(h["loss"] > 0 for h in hist)
     out = Path(P.sft.out)
@@ -71,7 +71,7 @@ def test_sft_trains_saves_an_adapter_and_resumes(stage):
     first = read_curves("live")
     (Path("live") / "plots/metrics/loss.tsv").open("a").write("9\t1.0\n")  # logged after the
     # last checkpoint by an interrupted run: the resumed run's curve must not keep it
-    hist = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed,
+    hist = train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, mcq_trees=P.data.rl_datasets,
                      run_dir=Path("ck/sft"), out_dir=out, curves_dir=Path("live"))  # fmt: skip
     assert [h["step"] for h in hist] == [1, 2, 3]
     log = json.loads((out / "log_history.json").read_text())
@@ -220,7 +220,7 @@ def test_sampling_benchmark_runs_every_setting(stage, capsys):
 
     P = stage
     ds, _ = _sft_dataset(P)
-    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, run_dir=Path("ck/sft"),
+    train_sft(P.model, P.sft, P.lora, ds, compute=P.compute, seed=P.seed, mcq_trees=P.data.rl_datasets, run_dir=Path("ck/sft"),
               out_dir=Path(P.sft.out))  # fmt: skip
     path = Path(__file__).resolve().parent.parent / "tools" / "bench_sampling.py"
     spec = importlib.util.spec_from_file_location("bench_sampling", path)
