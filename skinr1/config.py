@@ -116,6 +116,7 @@ class SFTParams(Section):
     replay_fraction: float
     mcq_share: float = Field(ge=0.0, lt=1.0)
     mcq_options: int = Field(ge=2, le=26)
+    mcq_hide_label: float = Field(ge=0.0, le=1.0)
     trajectory_types: list[int]
     rationale: Literal["full", "compact", "findings"]
     learning_rate: float
@@ -173,6 +174,8 @@ class EvalParams(Section):
     sets: list[Literal["disease", "lesion", "ddx", "hierarchical", "ood"]]
     # sets whose answers get each option's probability at the answer position (hf backend)
     confidence_sets: list[Literal["disease", "lesion", "ddx", "hierarchical", "ood"]]
+    # sets asked a second time with another question's options (skinr1.option_swap)
+    swap_sets: list[Literal["disease", "ddx", "hierarchical", "ood"]]
     feature_truth: Literal["rules", "annotations"]  # what an image's true features are
     skin_types: str | None  # CSV image,fitzpatrick filling types the loaders lack; null = none
 

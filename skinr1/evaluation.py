@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import partial
 
-from skinr1 import model_card
+from skinr1 import model_card, option_swap
 from skinr1.config import ModelParams, Params, checkpoint_dir, fingerprint
 from skinr1.prompts import template
 
@@ -608,7 +608,13 @@ def run(P: Params) -> list[dict]:
                                min_pixels=P.model.min_pixels,
                                trust_remote_code=P.model.trust_remote_code)  # fmt: skip
     adapters = model_adapters(P)
-    records = []
+    swaps, unswapped = {}, {}
+    for kind in [k for k in E.swap_sets if k in sets]:
+        try:
+            swaps[kind] = option_swap.swapped(sets[kind], P.seed)
+        except ValueError as e:  # too few labels to swap between: reported, not measured
+            unswapped[kind] = str(e)
+    records, swap_records = [], []
     for name, adapter in adapters.items():
         if E.backend == "vllm":
             chain = adapter_chain(adapter)
@@ -621,17 +627,19 @@ def run(P: Params) -> list[dict]:
                                   trust_remote_code=P.model.trust_remote_code)  # fmt: skip
         else:
             model = load_eval_model(P.model, adapter)
-        for kind, rows in sets.items():
+        asked = [(kind, rows, records) for kind, rows in sets.items()]
+        asked += [(kind, rows, swap_records) for kind, rows in swaps.items()]
+        for kind, rows, into in asked:
             with st.split_between_processes(rows) as shard:
                 mine = answer_questions(model, processor, list(shard), batch_size=E.batch_size,
                                         max_new_tokens=E.max_new_tokens,
                                         prompt_style=P.model.prompt_style, desc=f"{name}/{kind}",
-                                        confidence=kind in E.confidence_sets)  # fmt: skip
+                                        confidence=into is records and kind in E.confidence_sets)  # fmt: skip
             if st.num_processes > 1:
                 from accelerate.utils import gather_object
 
                 mine = gather_object(mine)
-            records += [{"model": name, "set": kind, **r} for r in mine]
+            into += [{"model": name, "set": kind, **r} for r in mine]
         del model
     if st.is_main_process:
         Path("data").mkdir(exist_ok=True)
@@ -649,7 +657,10 @@ def run(P: Params) -> list[dict]:
         Path(E.out, "metrics.json").write_text(json.dumps(metrics, indent=1))
         claims = claims_of(records, seed=P.seed)
         Path(E.out, "claims.json").write_text(json.dumps(claims, indent=1))
-        Path(E.out, "trust.json").write_text(json.dumps(trust_report(P, records), indent=1))
+        trust = trust_report(P, records)
+        trust["option_swap"] = option_swap_report(records, swap_records, seed=P.seed)
+        trust["option_swap_skipped"] = unswapped
+        Path(E.out, "trust.json").write_text(json.dumps(trust, indent=1))
         shutil.rmtree(Path(E.out, "headline"), ignore_errors=True)  # no row of a dropped model
         Path(E.out, "headline").mkdir()
         shutil.rmtree(Path(E.out, "cards"), ignore_errors=True)
@@ -675,6 +686,22 @@ def trust_report(P: Params, records: list[dict]) -> dict:
     sets = trust.trust_of(records, kb, seed=P.seed)
     return {"models": trust.headline(sets), "sets": sets, "seed": P.seed,
             "feature_truth": P.evaluation.feature_truth}  # fmt: skip
+
+
+def option_swap_report(records: list[dict], swap_records: list[dict], *, seed: int) -> dict:
+    """Per set and model, ``option_swap.option_dependence`` of its answers before and after the
+    swap (``evaluation.swap_sets``), paired by question."""
+    out: dict[str, dict] = {}
+    for r in swap_records:
+        out.setdefault(r["set"], {}).setdefault(r["model"], [])
+    for kind, per_model in out.items():
+        for model in per_model:
+            before = {r["id"]: r for r in records if r["set"] == kind and r["model"] == model}
+            after = [r for r in swap_records if r["set"] == kind and r["model"] == model]
+            per_model[model] = option_swap.option_dependence(
+                [before[r["id"]] for r in after], after, seed=seed
+            )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

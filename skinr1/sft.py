@@ -109,7 +109,7 @@ _ANSWER_BLOCK = re.compile(r"<(diagnosis|final diagnosis)>(.*?)</\1>", re.S)
 
 
 def with_options(dataset, taxonomy, *, share: float, n_options: int, seed: int, style: str,
-                 trees: Sequence[str]):  # fmt: skip
+                 trees: Sequence[str], hide_label: float = 0.0):  # fmt: skip
     """Show ``share`` of the trajectories (every type alike) as the evaluation asks: the same
     image and reasoning, the prompt the disease question's (Type 1) or the OOD question's
     (Types 2-3) with ``n_options`` options, the answer the finest offered option on the
@@ -153,9 +153,14 @@ def with_options(dataset, taxonomy, *, share: float, n_options: int, seed: int, 
             )
         rng = sample_rng(seed, r["id"])
         holding = [ds for ds, tree in trees.items() if node in tree]
+        dataset_name = rng.choice(holding) if holding else ""
+        ancestors = taxonomy.ancestors(node)
+        if ancestors and rng.random() < hide_label:
+            # the question of an ancestor: the label and everything under it are off the list
+            node = rng.choice(ancestors)
         case = SimpleNamespace(
             id=r["id"], image=r["id"], node=node, path=taxonomy.path(node),
-            malignancy=taxonomy.malignancy(node), dataset=rng.choice(holding) if holding else "",
+            malignancy=taxonomy.malignancy(node), dataset=dataset_name,
         )  # fmt: skip
         q = disease_question(case, taxonomy, rng, n_options=n_options)
         text = r["completion"][0]["content"][0]["text"]
@@ -248,6 +253,7 @@ def train_sft(model: ModelParams, cfg: SFTParams, lora: LoRAParams, train_datase
         train_dataset = train_dataset.filter(lambda r: r["type"] in types)
     train_dataset = apply_prompt_style(train_dataset, model.prompt_style, cfg.rationale)
     train_dataset = with_options(train_dataset, load_taxonomy(), share=cfg.mcq_share,
+                                 hide_label=cfg.mcq_hide_label,
                                  n_options=cfg.mcq_options, seed=seed, style=model.prompt_style,
                                  trees=mcq_trees)  # fmt: skip
     train_dataset = with_replay(train_dataset, model.base, fraction=cfg.replay_fraction, seed=seed)

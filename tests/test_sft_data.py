@@ -122,7 +122,7 @@ def test_with_options_asks_a_share_as_the_evaluation_does_and_answers_the_finest
         kind = "diagnosis" if row["type"] == 1 else "ood"
         head = template(kind, "compact").split("{question}")[0]
         assert prompt.startswith(head + "What type of abnormality is present in this image? A: ")
-        options = dict(re.findall(r"([A-D]): (.+?)(?= [A-D]: |$)", prompt[len(head):]))
+        options = dict(re.findall(r"([A-D]): (.+?)(?= [A-D]: |$)", prompt[len(head) :]))
         assert len(options) == 4
         offered = [o for o in tax.path("congenital nevus") if o in options.values()]
         text = row["completion"][0]["content"][0]["text"]
@@ -153,3 +153,21 @@ def test_with_options_zero_share_is_the_data_and_bad_input_is_named():
         {"type": "text", "text": NEVUS + NEVUS[-60:]}]}]})  # fmt: skip
     with pytest.raises(ValueError, match="expected one diagnosis block, found 2"):
         _asked(two, share=0.75)
+
+
+def test_with_options_hide_label_asks_an_ancestors_question_so_only_reading_tells():
+    ds = _rows(10)
+    out = _asked(ds, share=0.5, hide_label=1.0)
+    asked = [r for r in out if r["prompt"] != []]
+    assert len(asked) == 5
+    for row in asked:
+        prompt = row["prompt"][0]["content"][0]["text"]
+        assert "congenital nevus" not in prompt  # neither the label nor anything under it
+        assert "A: melanocytic nevus" in prompt or ": melanocytic nevus" in prompt
+        text = row["completion"][0]["content"][0]["text"]
+        assert text.startswith(NEVUS.split("<final diagnosis>")[0])
+        assert text.endswith("<final diagnosis>melanocytic nevus, benign</final diagnosis>")
+    # a top-level label has no ancestor: its question is its own, whatever hide_label says
+    top = ds.map(lambda r: {"final": "melanoma"})
+    shown = [r for r in _asked(top, share=0.5, hide_label=1.0) if r["prompt"] != []]
+    assert all(": melanoma" in r["prompt"][0]["content"][0]["text"] for r in shown)
