@@ -72,6 +72,18 @@ def test_dvc_repro_runs_the_notebooks_and_an_experiment_at_micro_scale(tmp_path)
     assert knowledge["nodes"] > 100 and knowledge["rules"] == knowledge["nodes"]
     assert (p / "data/skinrationale/dataset").is_dir()
     metrics = json.loads((p / "metrics/metrics.json").read_text())
+    # the option swap of the disease set: measured per model, or skipped with its reason (3
+    # questions may share one label), never silently absent
+    trust = json.loads((p / "metrics/trust.json").read_text())
+    swap, skipped = trust["option_swap"], trust["option_swap_skipped"]
+    assert set(swap) | set(skipped) == {"disease"} and not set(swap) & set(skipped)
+    if "disease" in swap:
+        assert {m: d["n"] for m, d in swap["disease"].items()} == {
+            m: n for (m, s), n in Counter((r["model"], r["set"]) for r in [
+                json.loads(x) for x in (p / "data/eval_records.jsonl").read_text().splitlines()
+            ]).items() if s == "disease"}  # fmt: skip
+    else:
+        assert "at least two labels" in skipped["disease"]
     assert set(metrics) == {"disease", "lesion", "ddx", "hierarchical", "ood"}
     models = {"base", "sft", "rl_without_sft", "sft_rl"}
     assert set(metrics["disease"]) == models and "avg_f1" in metrics["lesion"]["sft_rl"]
