@@ -10,6 +10,7 @@ from functools import partial
 
 from skinr1 import model_card, option_swap
 from skinr1.config import ModelParams, Params, checkpoint_dir, fingerprint
+from skinr1.intervals import cell
 from skinr1.prompts import template
 
 MODELS = ("base", "sft", "rl_without_sft", "sft_rl")
@@ -493,10 +494,6 @@ def claims_of(records: list[dict], *, seed: int, n_boot: int = 5000) -> list[dic
     return out
 
 
-def _cell(ci: dict) -> str:
-    return f"{ci['value']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
-
-
 def interval_table(metrics: dict, key: str = "acc"):
     """Rows = models, columns = sets: ``value [low, high]`` of each set's pooled accuracy (or
     ``key`` = ``invalid_rate``) with its 95% interval, and n per set in the column name."""
@@ -506,7 +503,7 @@ def interval_table(metrics: dict, key: str = "acc"):
     for kind, per_model in metrics.items():
         some = next(iter(per_model.values()))
         name = f"{kind} (n={some['ci'][key]['n']}, chance {some['chance']:.2f})"
-        cols[name] = {MODEL_LABELS.get(m, m): _cell(v["ci"][key]) for m, v in per_model.items()}
+        cols[name] = {MODEL_LABELS.get(m, m): cell(v["ci"][key]) for m, v in per_model.items()}
     return pd.DataFrame(cols)
 
 
@@ -517,7 +514,7 @@ def dataset_table(metrics: dict, kind: str):
 
     per_model = metrics[kind]
     some = next(iter(per_model.values()))["ci"]["per_dataset"]
-    cols = {f"{d} (n={v['n']})": {MODEL_LABELS.get(m, m): _cell(s["ci"]["per_dataset"][d])
+    cols = {f"{d} (n={v['n']})": {MODEL_LABELS.get(m, m): cell(s["ci"]["per_dataset"][d])
                                   for m, s in per_model.items()} for d, v in some.items()}  # fmt: skip
     return pd.DataFrame(cols)
 
@@ -533,7 +530,7 @@ def depth_table(metrics: dict, kind: str):
     cols = {}
     for d, v in some["by_depth"].items():
         name = f"depth {d} (n={v['n']}, chance {v['chance']:.2f})"
-        cols[name] = {MODEL_LABELS.get(m, m): _cell(s["ci"]["by_depth"][d])
+        cols[name] = {MODEL_LABELS.get(m, m): cell(s["ci"]["by_depth"][d])
                       for m, s in per_model.items()}  # fmt: skip
     return pd.DataFrame(cols)
 

@@ -101,3 +101,8 @@ def holds(diff: dict, direction: int = 1) -> bool:
     if not diff["informative"]:
         return False
     return diff["ci_low"] > 0 if direction > 0 else diff["ci_high"] < 0
+
+
+def cell(ci: dict) -> str:
+    """An interval as a table shows it: ``value [low, high]`` to three decimals."""
+    return f"{ci['value']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"

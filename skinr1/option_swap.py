@@ -13,7 +13,7 @@ import random
 import re
 from collections.abc import Sequence
 
-from skinr1.intervals import accuracy_ci, paired_difference
+from skinr1.intervals import accuracy_ci, cell, paired_difference
 
 _FINAL = re.compile(r"<final diagnosis>(.*?)</final diagnosis>", re.S)
 
@@ -77,9 +77,6 @@ def option_dependence(original: Sequence[dict], swap: Sequence[dict], *, seed: i
 def dependence_table(report: dict, kind: str, labels: dict[str, str]):
     """Per model: offered before and after the swap, unchanged answers, each ``x [lo, hi]``."""
     import pandas as pd
-
-    def cell(ci: dict) -> str:
-        return f"{ci['value']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
 
     rows = {
         labels.get(m, m): {

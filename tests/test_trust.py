@@ -49,6 +49,17 @@ def test_reader_longest_phrase_names_blanked_and_negation():
     assert absent == {"structures:milia-like cysts"}
 
 
+def test_reader_blanks_whole_names_only_longest_first():
+    reader = FeatureReader({"colours": ["blue"], "structures": ["nodule"]},
+                           names=["blue nevus", "nevus", "nodule"])  # fmt: skip
+    # "blue nevus" goes whole, so its "blue" is no colour; "nodule-like" and "nodules" are
+    # other words than the name "nodule", so they stay (the vocabulary reads neither)
+    assert reader.names.sub("#", "Blue nevus, nevus-like; nodules, nodule-like, NODULE.") == (
+        "#, nevus-like; nodules, nodule-like, #."
+    )
+    assert reader.read("a blue nevus; blue, a nodule") == ({"colours:blue"}, set())
+
+
 def test_reader_needs_border_word_and_reads_surface():
     reader = FeatureReader(VOCAB)
     present, _ = reader.read("Regular dots and globules, regular streaks; scaly surface, waxy")
