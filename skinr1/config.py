@@ -144,7 +144,7 @@ class GRPOParams(Section):
     vllm_server_host: str
     vllm_server_port: int
     rewards: list[Literal["format", "granularity", "malignancy", "consistency"]]
-    granularity_norm: Literal["sampled", "path"]
+    granularity_norm: Literal["sampled", "path", "finest"]
     n_options: int
     num_generations: int
     temperature: float

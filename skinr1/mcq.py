@@ -26,7 +26,7 @@ LESION_QUESTION = (
     "image?"
 )
 KINDS = ("disease", "lesion", "ddx", "hierarchical", "ood")
-GRANULARITY_NORMS = ("sampled", "path")
+GRANULARITY_NORMS = ("sampled", "path", "finest")
 MAX_GRAN = 0.75  # R_gran of the finest correct option (Eq. 7)
 
 
@@ -198,7 +198,8 @@ def disease_question(
     Distractors are never on the path nor under the label: a finer node than the label cannot be
     verified against the annotation. The answer is the finest on-path option. ``granularity_norm``
     picks w_i = i / L ("path", Eq. 7 as printed) or i / i_max over the sampled on-path options
-    ("sampled", the authors' code, so the answer always earns 0.75).
+    ("sampled", the authors' code, so the answer always earns 0.75); "finest" (our ablation, an
+    accuracy reward) pays the answer 0.75 and a coarser on-path option nothing.
     """
     if granularity_norm not in GRANULARITY_NORMS:
         raise ValueError(
@@ -235,8 +236,11 @@ def disease_question(
 
     depth = {n: i + 1 for i, n in enumerate(path)}
     answer = max(correct, key=depth.__getitem__)
-    norm = len(path) if granularity_norm == "path" else depth[answer]
-    scores = {n: MAX_GRAN * depth[n] / norm for n in correct}
+    if granularity_norm == "finest":
+        scores = {n: MAX_GRAN if n == answer else 0.0 for n in correct}
+    else:
+        norm = len(path) if granularity_norm == "path" else depth[answer]
+        scores = {n: MAX_GRAN * depth[n] / norm for n in correct}
     scores.update({n: 0.0 for n in distractors})
     return _assemble(sample, path, correct + distractors, scores, answer, "disease", rng, n_options)
 

@@ -53,7 +53,8 @@ def test_unknown_section_missing_seed_and_bad_choice(tmp_path):
     with pytest.raises(ParamsError, match="missing parameter seed"):
         load_params(_write(tmp_path, lambda r: r.pop("seed")))
     with pytest.raises(
-        ParamsError, match=r"grpo\.granularity_norm = 'depth' is not one of 'sampled', 'path'"
+        ParamsError,
+        match=r"grpo\.granularity_norm = 'depth' is not one of 'sampled', 'path', 'finest'",
     ):
         load_params(_write(tmp_path, lambda r: r["grpo"].__setitem__("granularity_norm", "depth")))
     with pytest.raises(ParamsError, match="parameter file not found"):

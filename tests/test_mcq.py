@@ -135,7 +135,7 @@ SAMPLED = {
 PATH_NORM = {A: 0.25, B: 0.5, C: 0.75}
 
 
-@pytest.mark.parametrize("norm", ["sampled", "path"])
+@pytest.mark.parametrize("norm", ["sampled", "path", "finest"])
 def test_granularity_values_by_norm(kb, norm):
     tax, _ = kb
     s = make_sample(tax, "superficial spreading melanoma")
@@ -145,9 +145,14 @@ def test_granularity_values_by_norm(kb, norm):
         got = on_path(q)
         subset = frozenset(got)
         seen.add(subset)
-        want = SAMPLED[subset] if norm == "sampled" else {n: PATH_NORM[n] for n in subset}
+        if norm == "finest":
+            want = {n: 0.75 if n == max(subset, key=SSM_PATH.index) else 0.0 for n in subset}
+        elif norm == "sampled":
+            want = SAMPLED[subset]
+        else:
+            want = {n: PATH_NORM[n] for n in subset}
         assert got == pytest.approx(want)
-        if norm == "sampled":
+        if norm != "path":
             assert q.scores[q.answer] == 0.75
     # every subset of the path must actually occur, so the table above was exercised
     assert seen == set(SAMPLED)
@@ -190,7 +195,7 @@ def test_too_few_distractors_gives_a_shorter_question(kb):
 def test_top_level_label_is_its_only_correct_option(kb):
     tax, _ = kb
     s = make_sample(tax, "vascular lesion")
-    for norm in ("sampled", "path"):
+    for norm in ("sampled", "path", "finest"):
         q = disease_question(s, tax, random.Random(3), granularity_norm=norm)
         assert q.options[q.answer] == "vascular lesion"
         assert sorted(q.scores.values()) == [0.0, 0.0, 0.0, 0.75]
@@ -199,7 +204,7 @@ def test_top_level_label_is_its_only_correct_option(kb):
 def test_disease_question_bad_arguments(kb):
     tax, _ = kb
     s = make_sample(tax, "melanoma")
-    with pytest.raises(ValueError, match=r"granularity_norm.*'sampled', 'path'.*'depth'"):
+    with pytest.raises(ValueError, match=r"granularity_norm.*'sampled', 'path', 'finest'.*'depth'"):
         disease_question(s, tax, random.Random(0), granularity_norm="depth")
     with pytest.raises(ValueError, match="n_correct"):
         disease_question(s, tax, random.Random(0), n_correct=(2, 1))
