@@ -15,47 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-from pathlib import Path
 
-import yaml
+from dvc_experiment import ROOT, experiment_records, run_experiment, workspace_records
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME = "consistency"
-RECORDS = "data/eval_records.jsonl"
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout  # fmt: skip
-
-
-def experiment_ref() -> str:
-    head = _git("rev-parse", "HEAD").strip()
-    return f"refs/exps/{head[:2]}/{head[2:]}/{NAME}"
-
-
-def run_experiment(rewards: list[str]) -> None:
-    value = "[" + ",".join([*rewards, NAME]) + "]"
-    subprocess.run(["dvc", "exp", "run", "--temp", "-S", f"grpo.rewards={value}", "-n", NAME],
-                   cwd=ROOT, check=True)  # fmt: skip
-
-
-def experiment_records() -> list[dict]:
-    """The experiment's evaluation answers, from the cache entry its dvc.lock names."""
-    ref = experiment_ref()
-    try:
-        lock = yaml.safe_load(_git("show", f"{ref}:dvc.lock"))
-    except subprocess.CalledProcessError:
-        raise SystemExit(
-            f"no experiment {NAME} of HEAD ({ref}); run this tool without --collect"
-        ) from None
-    md5 = next(o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"] == RECORDS)
-    path = ROOT / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-    if not path.is_file():
-        raise SystemExit(f"{path} (the experiment's {RECORDS}) is not in the DVC cache")
-    return [json.loads(x) for x in path.read_text().splitlines()]
 
 
 def _cell(d: dict) -> str:
@@ -77,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if NAME in P.grpo.rewards:
         raise SystemExit(f"params.yaml's grpo.rewards already has {NAME}: nothing to compare with")
     if not args.collect:
-        run_experiment(list(P.grpo.rewards))
-    with_c = experiment_records()
-    without = [json.loads(x) for x in (ROOT / RECORDS).read_text().splitlines()]
+        run_experiment(NAME, "grpo.rewards=[" + ",".join([*P.grpo.rewards, NAME]) + "]")
+    with_c = experiment_records(NAME)
+    without = workspace_records()
     tax = load_taxonomy()
     kb = TrustKnowledge(tax, load_rules(tax), load_vocabulary(), P.evaluation.feature_truth)
     out = {"seed": P.seed, "rewards": [*P.grpo.rewards, NAME], "models": {}}
