@@ -93,3 +93,16 @@ def test_committed_run_sft_learns_subtypes():
     assert depth2["base"]["value"] == 0
     hier = {m: v["ci"]["acc"] for m, v in metrics["hierarchical"].items()}
     assert hier["sft"]["ci_low"] > 0 and hier["base"]["value"] == 0
+
+
+def test_committed_ablation_partial_credit_is_not_why_grpo_drops_subtypes():
+    """README: with R_gran paying only the finest option, GRPO still loses SFT's subtypes
+    (``tools/granularity_ablation.py``, run against the committed run)."""
+    path = ROOT / "metrics" / "granularity_ablation.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    assert (result["committed"], result["ablation"]) == ("sampled", "finest")
+    deep = result["runs"]["sft_rl"]["disease, depths 2-3"]
+    assert deep["start"]["ci_low"] > 0 and deep["paper"]["value"] == 0
+    assert deep["finest - start"]["ci_high"] < 0 and deep["finest"]["n"] == deep["start"]["n"]
+    hier = result["runs"]["sft_rl"]["hierarchical"]
+    assert hier["finest - start"]["ci_high"] < 0
