@@ -2,11 +2,13 @@
 
 import importlib.util
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # the tool imports its sibling dvc_experiment
 spec = importlib.util.spec_from_file_location("seed_sweep", ROOT / "tools" / "seed_sweep.py")
 seed_sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(seed_sweep)
@@ -69,6 +71,7 @@ def test_an_experiment_of_an_earlier_commit_counts_while_no_pipeline_input_chang
         seed_sweep.experiment_ref(2, root=tmp_path)
     _commit(tmp_path, "skinr1/rewards.py")
     with pytest.raises(
-        SystemExit, match=r"seed-1 is of .*, and since then skinr1/rewards.py changed"
+        SystemExit,
+        match=r"experiment seed-1 is of .*, and since then skinr1/rewards.py changed: rerun it with `python tools/seed_sweep.py 1`",
     ):
         seed_sweep.experiment_ref(1, root=tmp_path)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"params.yaml's grpo.rewards already has {NAME}: nothing to compare with")
     if not args.collect:
         run_experiment(NAME, "grpo.rewards=[" + ",".join([*P.grpo.rewards, NAME]) + "]")
-    with_c = experiment_records(NAME)
+    with_c = experiment_records(NAME, "python tools/consistency_ablation.py")
     without = workspace_records()
     tax = load_taxonomy()
     kb = TrustKnowledge(tax, load_rules(tax), load_vocabulary(), P.evaluation.feature_truth)

@@ -16,14 +16,35 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDS = "data/eval_records.jsonl"
 
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
+# What an experiment is made from: a commit that changed one of these is other code or parameters.
+PIPELINE_INPUTS = ("dvc.yaml", "params.yaml", "pyproject.toml", "skinr1/", "notebooks/",
+                   "requirements/")  # fmt: skip
+
+
+def git(*args: str, root: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
                           text=True).stdout  # fmt: skip
 
 
-def experiment_ref(name: str) -> str:
-    head = git("rev-parse", "HEAD").strip()
-    return f"refs/exps/{head[:2]}/{head[2:]}/{name}"
+def experiment_ref(name: str, rerun: str, root: Path = ROOT) -> tuple[str, str]:
+    """The git ref DVC keeps experiment ``name`` under, and the commit it was run from: HEAD's,
+    else that of HEAD's nearest ancestor with one, provided no commit since then changed a
+    pipeline input (commits of documentation or tests keep it valid). ``rerun`` is the command
+    an error tells the user to run."""
+    refs = git("for-each-ref", "--format=%(refname)", f"refs/exps/*/*/{name}", root=root)
+    by_commit = {r.split("/")[2] + r.split("/")[3]: r for r in refs.split()}
+    for commit in git("rev-list", "HEAD", root=root).split():
+        if commit not in by_commit:
+            continue
+        changed = git("diff", "--name-only", commit, "HEAD", root=root).split()
+        inputs = [f for f in changed if f.startswith(PIPELINE_INPUTS)]
+        if inputs:
+            raise SystemExit(
+                f"experiment {name} is of {commit[:7]}, and since then {', '.join(inputs)} "
+                f"changed: rerun it with `{rerun}`"
+            )
+        return by_commit[commit], commit
+    raise SystemExit(f"no experiment {name} of HEAD or its ancestors; run `{rerun}`")
 
 
 def run_experiment(name: str, *overrides: str) -> None:
@@ -33,15 +54,10 @@ def run_experiment(name: str, *overrides: str) -> None:
                    check=True)  # fmt: skip
 
 
-def experiment_records(name: str) -> list[dict]:
-    """The evaluation answers of experiment ``name`` of HEAD."""
-    ref = experiment_ref(name)
-    try:
-        lock = yaml.safe_load(git("show", f"{ref}:dvc.lock"))
-    except subprocess.CalledProcessError:
-        raise SystemExit(
-            f"no experiment {name} of HEAD ({ref}); run the tool without --collect"
-        ) from None
+def experiment_records(name: str, rerun: str) -> list[dict]:
+    """The evaluation answers of experiment ``name`` (see ``experiment_ref``)."""
+    ref, _ = experiment_ref(name, rerun)
+    lock = yaml.safe_load(git("show", f"{ref}:dvc.lock"))
     md5 = next(o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"] == RECORDS)
     path = ROOT / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
     if not path.is_file():

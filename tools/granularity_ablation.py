@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.collect:
         run_experiment(NAME, f"grpo.granularity_norm={NORM}")
-    ablation, committed = experiment_records(NAME), workspace_records()
+    ablation, committed = (
+        experiment_records(NAME, "python tools/granularity_ablation.py"),
+        workspace_records(),
+    )
     runs = [r for r in P.grpo_runs if r in {x["model"] for x in ablation}]
     result = {"seed": P.seed, "committed": P.grpo.granularity_norm, "ablation": NORM,
               "runs": {r: compare(ablation, committed, r, seed=P.seed) for r in runs}}  # fmt: skip

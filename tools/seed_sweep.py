@@ -11,7 +11,7 @@ seed (params.yaml's seed from the workspace's ``metrics/claims.json``), and the 
 the one the README shows: each claim's difference [95% interval] per seed, and in how many seeds
 it holds. A claim that holds in some seeds only is not a result of the method on this proxy.
 An experiment of an earlier commit still counts when no commit since then changed a pipeline
-input (``PIPELINE_INPUTS``: documentation or tests committed between replicates); each seed's
+input (``dvc_experiment.PIPELINE_INPUTS``: documentation or tests committed between replicates); each seed's
 commit is recorded.
 """
 
@@ -23,38 +23,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dvc_experiment
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _git(*args: str, root: Path = ROOT) -> str:
-    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
-                          text=True).stdout  # fmt: skip
-
-
-# What a replicate is made from: a commit that changed one of these is other code or parameters.
-PIPELINE_INPUTS = ("dvc.yaml", "params.yaml", "pyproject.toml", "skinr1/", "notebooks/",
-                   "requirements/")  # fmt: skip
-
-
 def experiment_ref(seed: int, root: Path = ROOT) -> tuple[str, str]:
-    """The git ref DVC keeps the ``seed-N`` experiment under, and the commit it was run from:
-    HEAD's, else that of HEAD's nearest ancestor with one, provided no commit since then changed
-    a pipeline input (commits of documentation or tests between replicates keep them valid)."""
-    refs = _git("for-each-ref", "--format=%(refname)", f"refs/exps/*/*/seed-{seed}", root=root)
-    by_commit = {r.split("/")[2] + r.split("/")[3]: r for r in refs.split()}
-    for commit in _git("rev-list", "HEAD", root=root).split():
-        if commit not in by_commit:
-            continue
-        changed = _git("diff", "--name-only", commit, "HEAD", root=root).split()
-        inputs = [f for f in changed if f.startswith(PIPELINE_INPUTS)]
-        if inputs:
-            raise SystemExit(
-                f"experiment seed-{seed} is of {commit[:7]}, and since then {', '.join(inputs)} "
-                f"changed: rerun it with `python tools/seed_sweep.py {seed}`"
-            )
-        return by_commit[commit], commit
-    raise SystemExit(
-        f"no experiment seed-{seed} of HEAD or its ancestors; run `python tools/seed_sweep.py {seed}`"
+    """The ``seed-N`` experiment's git ref and the commit it was run from."""
+    return dvc_experiment.experiment_ref(
+        f"seed-{seed}", f"python tools/seed_sweep.py {seed}", root=root
     )
 
 
@@ -68,7 +45,7 @@ def run_experiment(seed: int) -> None:
 def experiment_claims(seed: int) -> tuple[list[dict], str]:
     """The ``seed-N`` experiment's ``metrics/claims.json`` and the commit it was run from."""
     ref, commit = experiment_ref(seed)
-    return json.loads(_git("show", f"{ref}:metrics/claims.json")), commit
+    return json.loads(dvc_experiment.git("show", f"{ref}:metrics/claims.json")), commit
 
 
 def summarise(claims_by_seed: dict[int, list[dict]]) -> list[dict]:
@@ -130,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run_experiment(seed)
     claims = {base_seed: json.loads((ROOT / "metrics" / "claims.json").read_text())}
-    commits = {base_seed: _git("rev-parse", "HEAD").strip()}
+    commits = {base_seed: dvc_experiment.git("rev-parse", "HEAD").strip()}
     for s in args.seeds:
         claims[s], commits[s] = experiment_claims(s)
     summary = summarise(claims)
