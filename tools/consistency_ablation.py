@@ -13,11 +13,15 @@ table printed is the one docs/trust.md shows.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
-from dvc_experiment import ROOT, experiment_records, run_experiment, workspace_records
+from dvc_experiment import (
+    ROOT,
+    ablation_args,
+    experiment_records,
+    run_experiment,
+    workspace_records,
+)
 
 NAME = "consistency"
 
@@ -27,20 +31,15 @@ def _cell(d: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--collect", action="store_true", help="compare an experiment already run")
-    args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from skinr1.config import load_params
+    P, collect = ablation_args(__doc__, argv)
     from skinr1.evaluation import MODEL_LABELS
     from skinr1.rules import load_rules, load_vocabulary
     from skinr1.taxonomy import load_taxonomy
     from skinr1.trust import TrustKnowledge, compare_runs
 
-    P = load_params(ROOT / "params.yaml")
     if NAME in P.grpo.rewards:
         raise SystemExit(f"params.yaml's grpo.rewards already has {NAME}: nothing to compare with")
-    if not args.collect:
+    if not collect:
         run_experiment(NAME, "grpo.rewards=[" + ",".join([*P.grpo.rewards, NAME]) + "]")
     with_c = experiment_records(NAME, "python tools/consistency_ablation.py")
     without = workspace_records()

@@ -6,8 +6,10 @@ from the DVC cache through the experiment's dvc.lock.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -67,3 +69,14 @@ def experiment_records(name: str, rerun: str) -> list[dict]:
 
 def workspace_records() -> list[dict]:
     return [json.loads(x) for x in (ROOT / RECORDS).read_text().splitlines()]
+
+
+def ablation_args(doc: str, argv: list[str] | None):
+    """An ablation tool's command line (``--collect``) and the workspace's params.yaml."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--collect", action="store_true", help="compare an experiment already run")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from skinr1.config import load_params
+
+    return load_params(ROOT / "params.yaml"), args.collect

@@ -15,11 +15,15 @@ the table printed is the one the README shows.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
-from dvc_experiment import ROOT, experiment_records, run_experiment, workspace_records
+from dvc_experiment import (
+    ROOT,
+    ablation_args,
+    experiment_records,
+    run_experiment,
+    workspace_records,
+)
 
 NAME, NORM = "finest", "finest"
 START = {"sft_rl": "sft", "rl_without_sft": "base"}  # the model each GRPO run starts from
@@ -82,18 +86,12 @@ def render(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--collect", action="store_true", help="compare an experiment already run")
-    args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from skinr1.config import load_params
-
-    P = load_params(ROOT / "params.yaml")
+    P, collect = ablation_args(__doc__, argv)
     if P.grpo.granularity_norm == NORM:
         raise SystemExit(
             f"params.yaml's grpo.granularity_norm is already {NORM}: nothing to compare"
         )
-    if not args.collect:
+    if not collect:
         run_experiment(NAME, f"grpo.granularity_norm={NORM}")
     ablation, committed = (
         experiment_records(NAME, "python tools/granularity_ablation.py"),
