@@ -145,6 +145,7 @@ class GRPOParams(Section):
     vllm_server_port: int
     rewards: list[Literal["format", "granularity", "malignancy", "consistency"]]
     granularity_norm: Literal["sampled", "path", "finest"]
+    deep_question_repeat: int = Field(ge=1)  # 1 = Appendix A's question set
     n_options: int
     num_generations: int
     temperature: float

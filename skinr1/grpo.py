@@ -250,7 +250,18 @@ def questions(P: Params):
                                     granularity_norm=P.grpo.granularity_norm)  # fmt: skip
     if P.data.max_train_questions:
         qs = random.Random(P.seed).sample(qs, min(P.data.max_train_questions, len(qs)))
+    qs = with_deep_repeated(qs, tax, P.grpo.deep_question_repeat)
     return rl_dataset([q.to_row() for q in qs], P.model.prompt_style), report
+
+
+def with_deep_repeated(questions: list, taxonomy, repeat: int) -> list:
+    """``questions`` followed by ``repeat - 1`` more copies of those whose answer lies below a
+    top-level category (``grpo.deep_question_repeat``, an ablation of the question mix: most of
+    Appendix A's questions are answered by a category, and their updates dominate GRPO's)."""
+    if repeat < 1:
+        raise ValueError(f"grpo.deep_question_repeat = {repeat}: must be 1 or more")
+    deep = [q for q in questions if len(taxonomy.path(q.options[q.answer])) >= 2]
+    return questions + deep * (repeat - 1)
 
 
 def run(P: Params, run: str) -> list[dict]:

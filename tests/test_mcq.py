@@ -357,3 +357,21 @@ def test_rows_build_a_hf_dataset(kb):
     )  # fmt: skip
     only_ood = datasets.Dataset.from_list([from_ood(ood).to_row()], features=row_features())
     assert only_ood[0]["path"] == [] and only_ood[0]["scores"] == [1.0, 0.0]
+
+
+def test_deep_question_repeat_copies_only_questions_answered_below_a_category(kb):
+    from skinr1.grpo import with_deep_repeated
+
+    tax, _ = kb
+    qs = [
+        disease_question(make_sample(tax, node, sid), tax, random.Random(i), n_correct=(3, 3))
+        for i, (node, sid) in enumerate(
+            [("vascular lesion", "v"), ("superficial spreading melanoma", "s"), ("melanoma", "m")]
+        )
+    ]
+    # every path node is offered, so the answer is the label itself
+    assert [len(tax.path(q.options[q.answer])) for q in qs] == [1, 3, 2]
+    assert with_deep_repeated(qs, tax, 1) == qs
+    assert [q.id for q in with_deep_repeated(qs, tax, 3)] == ["v", "s", "m", "s", "m", "s", "m"]
+    with pytest.raises(ValueError, match="grpo.deep_question_repeat = 0"):
+        with_deep_repeated(qs, tax, 0)
