@@ -57,6 +57,11 @@ def test_unknown_section_missing_seed_and_bad_choice(tmp_path):
         match=r"grpo\.granularity_norm = 'depth' is not one of 'sampled', 'path', 'finest'",
     ):
         load_params(_write(tmp_path, lambda r: r["grpo"].__setitem__("granularity_norm", "depth")))
+    with pytest.raises(
+        ParamsError,
+        match=r"grpo\.deep_question_repeat = 0: input should be greater than or equal to 1",
+    ):
+        load_params(_write(tmp_path, lambda r: r["grpo"].__setitem__("deep_question_repeat", 0)))
     with pytest.raises(ParamsError, match="parameter file not found"):
         load_params(tmp_path / "nope.yaml")
 

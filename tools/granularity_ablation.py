@@ -25,7 +25,7 @@ from dvc_experiment import (
     workspace_records,
 )
 
-NAME, NORM = "finest", "finest"
+NORM = "finest"  # also the experiment's name
 START = {"sft_rl": "sft", "rl_without_sft": "base"}  # the model each GRPO run starts from
 SLICES = {  # (set, answer depths) of the rows
     "disease": ("disease", (1, 2, 3)),
@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             f"params.yaml's grpo.granularity_norm is already {NORM}: nothing to compare"
         )
     if not collect:
-        run_experiment(NAME, f"grpo.granularity_norm={NORM}")
+        run_experiment(NORM, f"grpo.granularity_norm={NORM}")
     ablation, committed = (
-        experiment_records(NAME, "python tools/granularity_ablation.py"),
+        experiment_records(NORM, "python tools/granularity_ablation.py"),
         workspace_records(),
     )
     runs = [r for r in P.grpo_runs if r in {x["model"] for x in ablation}]

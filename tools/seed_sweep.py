@@ -11,8 +11,8 @@ seed (params.yaml's seed from the workspace's ``metrics/claims.json``), and the 
 the one the README shows: each claim's difference [95% interval] per seed, and in how many seeds
 it holds. A claim that holds in some seeds only is not a result of the method on this proxy.
 An experiment of an earlier commit still counts when no commit since then changed a pipeline
-input (``dvc_experiment.PIPELINE_INPUTS``: documentation or tests committed between replicates); each seed's
-commit is recorded.
+input (``dvc_experiment.PIPELINE_INPUTS``: documentation or tests committed between
+replicates); each seed's commit is recorded.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import dvc_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = dvc_experiment.ROOT
 
 
 def experiment_ref(seed: int, root: Path = ROOT) -> tuple[str, str]:
