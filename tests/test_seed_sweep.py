@@ -43,7 +43,7 @@ def test_claims_must_line_up_across_seeds():
 
 
 def test_the_workspace_seed_is_not_rerun(monkeypatch):
-    monkeypatch.setattr(seed_sweep, "run_experiment", lambda seed: pytest.fail("ran"))
+    monkeypatch.setattr(seed_sweep, "run_experiment", lambda *a: pytest.fail("ran"))
     with pytest.raises(SystemExit, match="seed 1234 is params.yaml's"):
         seed_sweep.main(["1234"])
 
@@ -75,3 +75,50 @@ def test_an_experiment_of_an_earlier_commit_counts_while_no_pipeline_input_chang
         match=r"experiment seed-1 is of .*, and since then skinr1/rewards.py changed: rerun it with `python tools/seed_sweep.py 1`",
     ):
         seed_sweep.experiment_ref(1, root=tmp_path)
+
+
+def _answers(model, right_by_depth, kind="disease", tag=""):
+    """One record per question; ``right_by_depth`` maps a depth to its correct flags."""
+    return [{"model": model, "set": kind, "id": f"{kind}-{d}-{i}", "depth": d,
+             "dataset": "HAM10000" if i % 2 else "derm7pt", "correct": ok,
+             "response": f"{tag}{ok}"}
+            for d, flags in right_by_depth.items() for i, ok in enumerate(flags)]  # fmt: skip
+
+
+def test_a_configuration_is_compared_with_the_committed_one_question_by_question():
+    sft = _answers("sft", {1: [True] * 20, 2: [True] * 4 + [False] * 16})
+    committed = sft + _answers("sft_rl", {1: [True] * 16 + [False] * 4, 2: [False] * 20})
+    variant = sft + _answers("sft_rl", {1: [True] * 20, 2: [True] * 2 + [False] * 18}, tag="v")
+    out = seed_sweep.against_committed(variant, committed, seed=0)
+    assert list(out) == ["sft", "sft_rl"]  # MODEL_LABELS' order; no base answers here
+    assert out["sft"]["identical"] and not out["sft_rl"]["identical"]
+    d = out["sft_rl"]["slices"]["disease"]
+    assert (d["committed"]["value"], d["variant"]["value"]) == (16 / 40, 22 / 40)
+    assert d["variant - committed"]["value"] == pytest.approx(6 / 40)
+    assert d["variant - committed"]["n"] == 40
+    assert out["sft_rl"]["slices"]["disease, depth 1"]["variant - committed"]["ci_low"] > 0
+    table = seed_sweep.render_against({1234: out, 1: out}).splitlines()
+    assert table[2] == "| SFT | every question | the same answers | the same answers |"
+    assert table[3].startswith("| Skin-R1 (SFT + RL) | disease | 0.400 -> 0.550, +0.150 [+")
+    assert table[3].endswith("(n = 40) |")
+    assert len(table) == 2 + 1 + 3  # SFT's one row, three of Skin-R1's slices (no hierarchical)
+
+
+def test_configurations_of_different_questions_are_refused():
+    committed = _answers("sft_rl", {1: [True, False]})
+    variant = _answers("sft_rl", {1: [True, False, True]})
+    with pytest.raises(SystemExit, match="sft_rl, disease: the configurations answered different"):
+        seed_sweep.against_committed(variant, committed, seed=0)
+
+
+def test_overrides_need_a_name(capsys):
+    with pytest.raises(SystemExit):
+        seed_sweep.main(["--set", "grpo.deep_question_repeat=4", "1"])
+    assert "--set and --name go together" in capsys.readouterr().err
+
+
+def test_a_configuration_names_its_experiments_and_the_command_to_rerun_them():
+    assert seed_sweep.experiment_name(2) == "seed-2"
+    assert seed_sweep.experiment_name(2, "deep4") == "deep4-seed-2"
+    assert seed_sweep.rerun_command(2, "deep4", ["grpo.deep_question_repeat=4"]) == (
+        "python tools/seed_sweep.py --name deep4 --set grpo.deep_question_repeat=4 2")  # fmt: skip

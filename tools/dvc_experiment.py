@@ -67,6 +67,20 @@ def experiment_records(name: str, rerun: str) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
+SLICES = {  # (set, answer depths) of the rows the ablation tools compare
+    "disease": ("disease", (1, 2, 3)),
+    "disease, depth 1": ("disease", (1,)),
+    "disease, depths 2-3": ("disease", (2, 3)),
+    "hierarchical": ("hierarchical", (1, 2, 3)),
+}
+
+
+def answers(records: list[dict], model: str, kind: str, depths: tuple[int, ...]) -> dict[str, dict]:
+    """One model's answers to one set's questions at the given depths, by question id."""
+    return {r["id"]: r for r in records
+            if r["model"] == model and r["set"] == kind and r["depth"] in depths}  # fmt: skip
+
+
 def workspace_records() -> list[dict]:
     return [json.loads(x) for x in (ROOT / RECORDS).read_text().splitlines()]
 

@@ -19,7 +19,9 @@ import json
 
 from dvc_experiment import (
     ROOT,
+    SLICES,
     ablation_args,
+    answers,
     experiment_records,
     run_experiment,
     workspace_records,
@@ -27,17 +29,6 @@ from dvc_experiment import (
 
 NORM = "finest"  # also the experiment's name
 START = {"sft_rl": "sft", "rl_without_sft": "base"}  # the model each GRPO run starts from
-SLICES = {  # (set, answer depths) of the rows
-    "disease": ("disease", (1, 2, 3)),
-    "disease, depth 1": ("disease", (1,)),
-    "disease, depths 2-3": ("disease", (2, 3)),
-    "hierarchical": ("hierarchical", (1, 2, 3)),
-}
-
-
-def answers(records: list[dict], model: str, kind: str, depths: tuple[int, ...]) -> dict[str, dict]:
-    return {r["id"]: r for r in records
-            if r["model"] == model and r["set"] == kind and r["depth"] in depths}  # fmt: skip
 
 
 def compare(ablation: list[dict], committed: list[dict], run: str, *, seed: int) -> dict:

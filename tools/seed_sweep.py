@@ -2,6 +2,8 @@
 
     python tools/seed_sweep.py 1 2 3           # one `dvc exp run --temp -S seed=N` each, then the table
     python tools/seed_sweep.py --collect 1 2 3  # the table from experiments already run
+    python tools/seed_sweep.py --name deep4 --set grpo.deep_question_repeat=4 1234 1 2
+                                                # another configuration under every seed named
 
 Each seed is a full replicate: the seed drives the demo data, the splits, the options, the
 trajectories and every training run, so the replicates differ in everything the seed decides
@@ -13,39 +15,119 @@ it holds. A claim that holds in some seeds only is not a result of the method on
 An experiment of an earlier commit still counts when no commit since then changed a pipeline
 input (``dvc_experiment.PIPELINE_INPUTS``: documentation or tests committed between
 replicates); each seed's commit is recorded.
-"""
+
+With ``--set`` the replicates are of another configuration (params.yaml with the overrides),
+named ``<name>-seed-N``, params.yaml's seed included; ``metrics/seeds_<name>.json`` gets their
+claims and, per seed, each GRPO run's accuracy against the committed configuration's of the same
+seed (the workspace, or the ``seed-N`` experiment), paired over the same questions. A stage whose
+inputs a finished experiment already ran is restored from DVC's run cache rather than rerun (the
+stages are deterministic), so a configuration that changes only GRPO retrains only GRPO."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import dvc_experiment
+from dvc_experiment import SLICES, answers
 
 ROOT = dvc_experiment.ROOT
 
 
-def experiment_ref(seed: int, root: Path = ROOT) -> tuple[str, str]:
-    """The ``seed-N`` experiment's git ref and the commit it was run from."""
+def experiment_name(seed: int, variant: str | None = None) -> str:
+    return f"{variant}-seed-{seed}" if variant else f"seed-{seed}"
+
+
+def rerun_command(seed: int, variant: str | None = None, overrides: Sequence[str] = ()) -> str:
+    """The command an error tells the user to run for this replicate."""
+    named = f" --name {variant}" if variant else ""
+    return f"python tools/seed_sweep.py{named}{''.join(f' --set {o}' for o in overrides)} {seed}"
+
+
+def experiment_ref(seed: int, root: Path = ROOT, variant: str | None = None,
+                   overrides: Sequence[str] = ()) -> tuple[str, str]:  # fmt: skip
+    """The replicate's git ref and the commit it was run from."""
     return dvc_experiment.experiment_ref(
-        f"seed-{seed}", f"python tools/seed_sweep.py {seed}", root=root
+        experiment_name(seed, variant), rerun_command(seed, variant, overrides), root=root
     )
 
 
-def run_experiment(seed: int) -> None:
-    """``dvc exp run --temp``: a copy of HEAD in a temporary folder, so the workspace keeps its
-    outputs; a failed stage stops the sweep with DVC's own message."""
-    subprocess.run(["dvc", "exp", "run", "--temp", "-f", "-S", f"seed={seed}", "-n",
-                    f"seed-{seed}"], cwd=ROOT, check=True)  # fmt: skip
+def run_experiment(seed: int, variant: str | None = None, overrides: Sequence[str] = ()) -> None:
+    """``dvc exp run --temp`` (a copy of HEAD in a temporary folder, so the workspace keeps its
+    outputs) without ``--force``, so stages it shares with a finished experiment come from the
+    run cache; a failed stage stops the sweep with DVC's own message."""
+    dvc_experiment.run_experiment(experiment_name(seed, variant), f"seed={seed}", *overrides)
 
 
-def experiment_claims(seed: int) -> tuple[list[dict], str]:
-    """The ``seed-N`` experiment's ``metrics/claims.json`` and the commit it was run from."""
-    ref, commit = experiment_ref(seed)
+def experiment_claims(seed: int, variant: str | None = None,
+                      overrides: Sequence[str] = ()) -> tuple[list[dict], str]:  # fmt: skip
+    """The replicate's ``metrics/claims.json`` and the commit it was run from."""
+    ref, commit = experiment_ref(seed, variant=variant, overrides=overrides)
     return json.loads(dvc_experiment.git("show", f"{ref}:metrics/claims.json")), commit
+
+
+def against_committed(variant: list[dict], committed: list[dict], *, seed: int) -> dict:
+    """Per model: whether it gave the same response to every question in both configurations (a
+    model the overrides leave alone, e.g. SFT under a GRPO setting, should), and per slice
+    (``dvc_experiment.SLICES``) the committed configuration's accuracy, the variant's, and
+    variant - committed paired over the same questions [95% CI]."""
+    from skinr1.evaluation import MODEL_LABELS
+    from skinr1.intervals import accuracy_ci, paired_difference
+
+    models = [m for m in MODEL_LABELS if any(r["model"] == m for r in variant)]
+    out: dict[str, dict] = {}
+    for model in models:
+        mine = {(r["set"], r["id"]): r["response"] for r in variant if r["model"] == model}
+        theirs = {(r["set"], r["id"]): r["response"] for r in committed if r["model"] == model}
+        out[model] = {"identical": mine == theirs, "slices": {}}
+        for label, (kind, depths) in SLICES.items():
+            a = answers(variant, model, kind, depths)
+            b = answers(committed, model, kind, depths)
+            if sorted(a) != sorted(b):
+                raise SystemExit(
+                    f"{model}, {label}: the configurations answered different questions"
+                )
+            ids = sorted(a)
+            if not ids:  # a set this run's evaluation leaves out
+                continue
+            ds = [a[i]["dataset"] for i in ids]
+            va, vb = [a[i]["correct"] for i in ids], [b[i]["correct"] for i in ids]
+            out[model]["slices"][label] = {
+                "committed": accuracy_ci(vb, ds, seed=seed)["pooled"],
+                "variant": accuracy_ci(va, ds, seed=seed)["pooled"],
+                "variant - committed": paired_difference(va, vb, ds, seed=seed),
+            }
+    return out
+
+
+def render_against(by_seed: dict[int, dict]) -> str:
+    """Markdown: one row per model and slice, one column per seed; a model with the same
+    responses under every seed gets one row saying so."""
+    from skinr1.evaluation import MODEL_LABELS
+
+    seeds = list(by_seed)
+    lines = ["| model | questions | " + " | ".join(f"seed {s}: committed -> variant, difference"
+                                                for s in seeds) + " |",
+             "|---|---|" + "---|" * len(seeds)]  # fmt: skip
+    first = by_seed[seeds[0]]
+    for model, entry in first.items():
+        rows = entry["slices"]
+        cells = [[by_seed[s][model]["slices"][label] for s in seeds] for label in rows]
+        if all(by_seed[s][model]["identical"] for s in seeds):
+            lines.append(f"| {MODEL_LABELS[model]} | every question | "
+                         + " | ".join("the same answers" for _ in seeds) + " |")  # fmt: skip
+            continue
+        for label, row in zip(rows, cells, strict=True):
+            text = [f"{c['committed']['value']:.3f} -> {c['variant']['value']:.3f}, "
+                    f"{c['variant - committed']['value']:+.3f} "
+                    f"[{c['variant - committed']['ci_low']:+.2f}, "
+                    f"{c['variant - committed']['ci_high']:+.2f}] (n = {c['variant']['n']})"
+                    for c in row]  # fmt: skip
+            lines.append(f"| {MODEL_LABELS[model]} | {label} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
 
 
 def summarise(claims_by_seed: dict[int, list[dict]]) -> list[dict]:
@@ -97,24 +179,55 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("seeds", type=int, nargs="+", help="seeds other than params.yaml's")
     ap.add_argument("--collect", action="store_true", help="only gather experiments already run")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run another configuration: params.yaml with this override (repeatable)",
+    )
+    ap.add_argument("--name", help="the other configuration's name (with --set)")
     args = ap.parse_args(argv)
-    base_seed = load_params(ROOT / "params.yaml").seed
-    if base_seed in args.seeds:
-        raise SystemExit(
-            f"seed {base_seed} is params.yaml's: the workspace's run is that replicate"
-        )
+    if bool(args.overrides) != bool(args.name):
+        ap.error("--set and --name go together: name the configuration the overrides make")
+    P = load_params(ROOT / "params.yaml")
+    variant = args.name
+    if not variant and P.seed in args.seeds:
+        raise SystemExit(f"seed {P.seed} is params.yaml's: the workspace's run is that replicate")
     if not args.collect:
         for seed in args.seeds:
-            run_experiment(seed)
-    claims = {base_seed: json.loads((ROOT / "metrics" / "claims.json").read_text())}
-    commits = {base_seed: dvc_experiment.git("rev-parse", "HEAD").strip()}
+            run_experiment(seed, variant, args.overrides)
+    claims: dict[int, list[dict]] = {}
+    commits: dict[int, str] = {}
+    if not variant:
+        claims[P.seed] = json.loads((ROOT / "metrics" / "claims.json").read_text())
+        commits[P.seed] = dvc_experiment.git("rev-parse", "HEAD").strip()
     for s in args.seeds:
-        claims[s], commits[s] = experiment_claims(s)
+        claims[s], commits[s] = experiment_claims(s, variant, args.overrides)
     summary = summarise(claims)
-    record = {"commit": commits[base_seed], "seeds": list(claims), "commits": commits,
-              "claims": summary}  # fmt: skip
-    (ROOT / "metrics" / "seeds.json").write_text(json.dumps(record, indent=1))
+    record = {"commit": dvc_experiment.git("rev-parse", "HEAD").strip(), "seeds": list(claims),
+              "commits": commits, "claims": summary}  # fmt: skip
+    out = ROOT / "metrics" / "seeds.json"
+    if variant:
+        by_seed = {}
+        for s in args.seeds:
+            mine = dvc_experiment.experiment_records(
+                experiment_name(s, variant), rerun_command(s, variant, args.overrides)
+            )
+            committed = (
+                dvc_experiment.workspace_records()
+                if s == P.seed
+                else dvc_experiment.experiment_records(experiment_name(s), rerun_command(s))
+            )
+            by_seed[s] = against_committed(mine, committed, seed=P.seed)
+        record |= {"name": variant, "overrides": args.overrides, "against_committed": by_seed}
+        out = ROOT / "metrics" / f"seeds_{variant}.json"
+    out.write_text(json.dumps(record, indent=1))
     print(render(summary))
+    if variant:
+        print()
+        print(render_against(by_seed))
     return 0
 
 
