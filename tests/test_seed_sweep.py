@@ -48,9 +48,9 @@ def test_the_workspace_seed_is_not_rerun(monkeypatch):
         seed_sweep.main(["1234"])
 
 
-def _commit(repo: Path, path: str) -> str:
+def _commit(repo: Path, path: str, text: str | None = None) -> str:
     (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(path)
+    (repo / path).write_text(path if text is None else text)
     run = {"cwd": repo, "check": True, "capture_output": True, "text": True}
     subprocess.run(["git", "add", path], **run)
     subprocess.run(
@@ -59,22 +59,58 @@ def _commit(repo: Path, path: str) -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
 
 
-def test_an_experiment_of_an_earlier_commit_counts_while_no_pipeline_input_changed(tmp_path):
+def _experiment(repo: Path, name: str, params: str) -> str:
+    """What `dvc exp run -n name` leaves: a commit on top of HEAD with its params.yaml, under
+    refs/exps/<baseline>/<name>; HEAD stays where it was."""
+    run = {"cwd": repo, "check": True, "capture_output": True, "text": True}
+    base = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+    exp = _commit(repo, "params.yaml", params)
+    ref = f"refs/exps/{base[:2]}/{base[2:]}/{name}"
+    subprocess.run(["git", "update-ref", ref, exp], **run)
+    subprocess.run(["git", "reset", "-q", "--hard", base], **run)
+    return ref
+
+
+PARAMS = (ROOT / "params.yaml").read_text()
+
+
+def test_an_experiment_counts_while_it_ran_what_head_would_run(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    first = _commit(tmp_path, "params.yaml")
-    ref = f"refs/exps/{first[:2]}/{first[2:]}/seed-1"
-    subprocess.run(["git", "update-ref", ref, first], cwd=tmp_path, check=True)
+    first = _commit(tmp_path, "params.yaml", PARAMS)
+    # as `dvc exp run -S seed=1` writes it: the seed changed, "no" unquoted (YAML 1.1: false)
+    seed1 = PARAMS.replace("seed: 1234", "seed: 1").replace('"no"', "no")
+    ref = _experiment(tmp_path, "seed-1", seed1)
     _commit(tmp_path, "README.md")
     _commit(tmp_path, "tests/test_x.py")
     assert seed_sweep.experiment_ref(1, root=tmp_path) == (ref, first)
-    with pytest.raises(SystemExit, match="no experiment seed-2 of HEAD or its ancestors"):
+    with pytest.raises(SystemExit, match="no experiment ran HEAD's pipeline as seed-2 would"):
         seed_sweep.experiment_ref(2, root=tmp_path)
     _commit(tmp_path, "skinr1/rewards.py")
     with pytest.raises(
         SystemExit,
-        match=r"experiment seed-1 is of .*, and since then skinr1/rewards.py changed: rerun it with `python tools/seed_sweep.py 1`",
+        match=r"experiment seed-1 is of .*, and its skinr1/rewards.py differ from HEAD's: rerun it with `python tools/seed_sweep.py 1`",
     ):
         seed_sweep.experiment_ref(1, root=tmp_path)
+
+
+def test_a_variant_becomes_the_replicate_once_params_yaml_adopts_it(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    _commit(tmp_path, "params.yaml", PARAMS)
+    deep = PARAMS.replace("deep_question_repeat: 1 ", "deep_question_repeat: 4 ")
+    assert deep != PARAMS
+    ref = _experiment(tmp_path, "deep4-seed-1", deep.replace("seed: 1234", "seed: 1"))
+    variant = ["grpo.deep_question_repeat=4"]
+    assert seed_sweep.experiment_ref(1, root=tmp_path, variant="deep4", overrides=variant)[0] == ref
+    with pytest.raises(SystemExit, match="no experiment ran HEAD's pipeline as seed-1 would"):
+        seed_sweep.experiment_ref(1, root=tmp_path)  # the committed configuration: not run
+    _commit(tmp_path, "params.yaml", deep)
+    assert seed_sweep.experiment_ref(1, root=tmp_path)[0] == ref
+    with pytest.raises(
+        SystemExit, match="experiment deep4-seed-1 is of .*, and its params.yaml differ"
+    ):
+        seed_sweep.experiment_ref(
+            1, root=tmp_path, variant="deep4", overrides=["grpo.deep_question_repeat=3"]
+        )
 
 
 def _answers(model, right_by_depth, kind="disease", tag=""):

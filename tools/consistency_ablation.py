@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if NAME in P.grpo.rewards:
         raise SystemExit(f"params.yaml's grpo.rewards already has {NAME}: nothing to compare with")
+    override = "grpo.rewards=[" + ",".join([*P.grpo.rewards, NAME]) + "]"
     if not collect:
-        run_experiment(NAME, "grpo.rewards=[" + ",".join([*P.grpo.rewards, NAME]) + "]")
-    with_c = experiment_records(NAME, "python tools/consistency_ablation.py")
+        run_experiment(NAME, override)
+    with_c = experiment_records(NAME, "python tools/consistency_ablation.py", [override])
     without = workspace_records()
     tax = load_taxonomy()
     kb = TrustKnowledge(tax, load_rules(tax), load_vocabulary(), P.evaluation.feature_truth)

@@ -7,14 +7,19 @@ from the DVC cache through the experiment's dvc.lock.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the tools read params.yaml with skinr1's loader
 RECORDS = "data/eval_records.jsonl"
 
 
@@ -28,37 +33,86 @@ def git(*args: str, root: Path = ROOT) -> str:
                           text=True).stdout  # fmt: skip
 
 
-def experiment_ref(name: str, rerun: str, root: Path = ROOT) -> tuple[str, str]:
-    """The git ref DVC keeps experiment ``name`` under, and the commit it was run from: HEAD's,
-    else that of HEAD's nearest ancestor with one, provided no commit since then changed a
-    pipeline input (commits of documentation or tests keep it valid). ``rerun`` is the command
-    an error tells the user to run."""
-    refs = git("for-each-ref", "--format=%(refname)", f"refs/exps/*/*/{name}", root=root)
-    by_commit = {r.split("/")[2] + r.split("/")[3]: r for r in refs.split()}
-    for commit in git("rev-list", "HEAD", root=root).split():
-        if commit not in by_commit:
-            continue
-        changed = git("diff", "--name-only", commit, "HEAD", root=root).split()
-        inputs = [f for f in changed if f.startswith(PIPELINE_INPUTS)]
-        if inputs:
-            raise SystemExit(
-                f"experiment {name} is of {commit[:7]}, and since then {', '.join(inputs)} "
-                f"changed: rerun it with `{rerun}`"
-            )
-        return by_commit[commit], commit
-    raise SystemExit(f"no experiment {name} of HEAD or its ancestors; run `{rerun}`")
+def with_overrides(params: dict, overrides: Sequence[str]) -> dict:
+    """params.yaml's content with DVC's ``-S key.sub=value`` overrides applied (values as YAML)."""
+    out = copy.deepcopy(params)
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if not sep:
+            raise ValueError(f"override {o!r}: expected key=value")
+        *parents, leaf = key.split(".")
+        node = out
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
 
 
-def run_experiment(name: str, *overrides: str) -> None:
-    """``dvc exp run --temp -S <override> ... -n <name>``; a failed stage stops with DVC's message."""
+def resolved(params: dict) -> dict:
+    """params.yaml's values as the pipeline reads them (``skinr1.config.load_params``), so two
+    files that spell a value differently compare equal (``dvc exp run -S`` rewrites the file:
+    ``"no"`` loses its quotes and reads as false, which the loader maps back)."""
+    from skinr1.config import SECTIONS, load_params
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.yaml"
+        path.write_text(yaml.safe_dump(params))
+        P = load_params(path)
+    return {"seed": P.seed, "grpo_runs": P.grpo_runs, **{n: P[n] for n in SECTIONS}}
+
+
+def experiment_ref(name: str, rerun: str, overrides: Sequence[str] = (),
+                   root: Path = ROOT) -> tuple[str, str]:  # fmt: skip
+    """The git ref of an experiment that ran HEAD's pipeline with ``overrides``, and the commit
+    it was run from. An experiment counts when its own commit's pipeline inputs
+    (``PIPELINE_INPUTS``) are HEAD's, params.yaml's content once the overrides are applied:
+    then it ran what HEAD would run, whichever commit it started from and whatever its name (so
+    commits of documentation or tests keep it, and a configuration tried as a variant counts
+    once it becomes params.yaml's). The stages are deterministic, so any such experiment will
+    do; the one named ``name`` is preferred, then the newest. ``rerun`` is the command an error
+    tells the user to run."""
+    from skinr1.config import ParamsError
+
+    refs = git("for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps/",
+               root=root).split()  # fmt: skip
+    refs = [r for r in refs if len(r.split("/")) == 5]  # refs/exps/ab/cdef.../<name>, not temp/
+    refs.sort(key=lambda r: r.split("/")[4] != name)  # stable: newest first within each group
+    want = resolved(with_overrides(yaml.safe_load(git("show", "HEAD:params.yaml", root=root)),
+                                   overrides))  # fmt: skip
+    mismatch = None
+    for ref in refs:
+        differ = [f for f in git("diff", "--name-only", ref, "HEAD", "--", *PIPELINE_INPUTS,
+                                 root=root).split() if f != "params.yaml"]  # fmt: skip
+        try:
+            theirs = resolved(yaml.safe_load(git("show", f"{ref}:params.yaml", root=root)))
+        except ParamsError:  # the params of other code: a key HEAD has is missing, or new
+            theirs = None
+        if theirs != want:
+            differ.append("params.yaml")
+        if not differ:
+            return ref, ref.split("/")[2] + ref.split("/")[3]
+        if mismatch is None and ref.split("/")[4] == name:
+            mismatch = (ref.split("/")[2] + ref.split("/")[3], differ)
+    if mismatch:
+        commit, differ = mismatch
+        raise SystemExit(
+            f"experiment {name} is of {commit[:7]}, and its {', '.join(differ)} differ from "
+            f"HEAD's: rerun it with `{rerun}`"
+        )
+    raise SystemExit(f"no experiment ran HEAD's pipeline as {name} would; run `{rerun}`")
+
+
+def run_experiment(name: str, *overrides: str, force: bool = False) -> None:
+    """``dvc exp run --temp -S <override> ... -n <name>`` (``-f``: replace an experiment of the
+    same name and baseline); a failed stage stops with DVC's message."""
     sets = [a for o in overrides for a in ("-S", o)]
-    subprocess.run(["dvc", "exp", "run", "--temp", *sets, "-n", name], cwd=ROOT,
-                   check=True)  # fmt: skip
+    cmd = ["dvc", "exp", "run", "--temp", *(["-f"] if force else []), *sets, "-n", name]
+    subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def experiment_records(name: str, rerun: str) -> list[dict]:
+def experiment_records(name: str, rerun: str, overrides: Sequence[str] = ()) -> list[dict]:
     """The evaluation answers of experiment ``name`` (see ``experiment_ref``)."""
-    ref, _ = experiment_ref(name, rerun)
+    ref, _ = experiment_ref(name, rerun, overrides)
     lock = yaml.safe_load(git("show", f"{ref}:dvc.lock"))
     md5 = next(o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"] == RECORDS)
     path = ROOT / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]

@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"params.yaml's grpo.granularity_norm is already {NORM}: nothing to compare"
         )
+    override = f"grpo.granularity_norm={NORM}"
     if not collect:
-        run_experiment(NORM, f"grpo.granularity_norm={NORM}")
+        run_experiment(NORM, override)
     ablation, committed = (
-        experiment_records(NORM, "python tools/granularity_ablation.py"),
+        experiment_records(NORM, "python tools/granularity_ablation.py", [override]),
         workspace_records(),
     )
     runs = [r for r in P.grpo_runs if r in {x["model"] for x in ablation}]

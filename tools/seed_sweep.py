@@ -12,16 +12,16 @@ and nothing else. The runs are DVC experiments of the committed HEAD (named ``se
 seed (params.yaml's seed from the workspace's ``metrics/claims.json``), and the table printed is
 the one the README shows: each claim's difference [95% interval] per seed, and in how many seeds
 it holds. A claim that holds in some seeds only is not a result of the method on this proxy.
-An experiment of an earlier commit still counts when no commit since then changed a pipeline
-input (``dvc_experiment.PIPELINE_INPUTS``: documentation or tests committed between
-replicates); each seed's commit is recorded.
+An experiment counts when what it ran is what HEAD would run under its seed: the same pipeline
+inputs (``dvc_experiment.PIPELINE_INPUTS``), whatever commit it was run from (documentation or
+tests committed between replicates keep it); each seed's commit is recorded.
 
 With ``--set`` the replicates are of another configuration (params.yaml with the overrides),
 named ``<name>-seed-N``, params.yaml's seed included; ``metrics/seeds_<name>.json`` gets their
 claims and, per seed, each GRPO run's accuracy against the committed configuration's of the same
-seed (the workspace, or the ``seed-N`` experiment), paired over the same questions. A stage whose
-inputs a finished experiment already ran is restored from DVC's run cache rather than rerun (the
-stages are deterministic), so a configuration that changes only GRPO retrains only GRPO."""
+seed (the workspace, or the ``seed-N`` experiment), paired over the same questions. Once such a
+configuration becomes params.yaml's, its replicates count as the ``seed-N`` ones.
+"""
 
 from __future__ import annotations
 
@@ -51,15 +51,20 @@ def experiment_ref(seed: int, root: Path = ROOT, variant: str | None = None,
                    overrides: Sequence[str] = ()) -> tuple[str, str]:  # fmt: skip
     """The replicate's git ref and the commit it was run from."""
     return dvc_experiment.experiment_ref(
-        experiment_name(seed, variant), rerun_command(seed, variant, overrides), root=root
+        experiment_name(seed, variant),
+        rerun_command(seed, variant, overrides),
+        [f"seed={seed}", *overrides],
+        root=root,
     )
 
 
 def run_experiment(seed: int, variant: str | None = None, overrides: Sequence[str] = ()) -> None:
-    """``dvc exp run --temp`` (a copy of HEAD in a temporary folder, so the workspace keeps its
-    outputs) without ``--force``, so stages it shares with a finished experiment come from the
-    run cache; a failed stage stops the sweep with DVC's own message."""
-    dvc_experiment.run_experiment(experiment_name(seed, variant), f"seed={seed}", *overrides)
+    """``dvc exp run --temp -f``: a copy of HEAD in a temporary folder, so the workspace keeps its
+    outputs, replacing a replicate of the same name and commit; a failed stage stops the sweep
+    with DVC's own message."""
+    dvc_experiment.run_experiment(
+        experiment_name(seed, variant), f"seed={seed}", *overrides, force=True
+    )
 
 
 def experiment_claims(seed: int, variant: str | None = None,
@@ -213,12 +218,16 @@ def main(argv: list[str] | None = None) -> int:
         by_seed = {}
         for s in args.seeds:
             mine = dvc_experiment.experiment_records(
-                experiment_name(s, variant), rerun_command(s, variant, args.overrides)
+                experiment_name(s, variant),
+                rerun_command(s, variant, args.overrides),
+                [f"seed={s}", *args.overrides],
             )
             committed = (
                 dvc_experiment.workspace_records()
                 if s == P.seed
-                else dvc_experiment.experiment_records(experiment_name(s), rerun_command(s))
+                else dvc_experiment.experiment_records(
+                    experiment_name(s), rerun_command(s), [f"seed={s}"]
+                )
             )
             by_seed[s] = against_committed(mine, committed, seed=P.seed)
         record |= {"name": variant, "overrides": args.overrides, "against_committed": by_seed}
