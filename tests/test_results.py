@@ -106,3 +106,26 @@ def test_committed_ablation_partial_credit_is_not_why_grpo_drops_subtypes():
     assert deep["finest - start"]["ci_high"] < 0 and deep["finest"]["n"] == deep["start"]["n"]
     hier = result["runs"]["sft_rl"]["hierarchical"]
     assert hier["finest - start"]["ci_high"] < 0
+
+
+def test_committed_question_mix_sweep_rl_adds_in_more_seeds_and_keeps_no_subtypes():
+    """README: repeating GRPO's deeper questions four times (``grpo.deep_question_repeat: 4``,
+    ``python tools/seed_sweep.py --name deep4 ...``) makes RL after SFT add in 2 of 3 seeds
+    (1 of 3 as committed) but loses the OOD gain under seed 2, so the default keeps Appendix A's
+    question set; Skin-R1 still names no subtype right at depths 2-3 under any seed."""
+    mix = json.loads((ROOT / "metrics" / "seeds_deep4.json").read_text(encoding="utf-8"))
+    committed = json.loads((ROOT / "metrics" / "seeds.json").read_text(encoding="utf-8"))
+    assert mix["overrides"] == ["grpo.deep_question_repeat=4"]
+    assert mix["seeds"] == committed["seeds"] == [1234, 1, 2]
+
+    def holds_in(record, claim):
+        return next(c["holds_in"] for c in record["claims"] if c["claim"] == claim)
+
+    assert holds_in(mix, "RL after SFT adds to SFT") == [1234, 1]
+    assert holds_in(committed, "RL after SFT adds to SFT") == [1]
+    ood = "SFT+RL beats the base model out of distribution"
+    assert holds_in(mix, ood) == [1234, 1] and holds_in(committed, ood) == [1234, 1, 2]
+    for seed, models in mix["against_committed"].items():
+        assert models["sft"]["identical"] and models["base"]["identical"], seed
+        deep = models["sft_rl"]["slices"]["disease, depths 2-3"]
+        assert deep["variant"]["value"] < 0.01 and deep["variant"]["n"] >= 100, seed

@@ -126,13 +126,15 @@ SLICES = {  # (set, answer depths) of the rows the ablation tools compare
     "disease, depth 1": ("disease", (1,)),
     "disease, depths 2-3": ("disease", (2, 3)),
     "hierarchical": ("hierarchical", (1, 2, 3)),
+    "out of distribution": ("ood", None),  # OmniMedVQA's answers have no taxonomy depth
 }
 
 
-def answers(records: list[dict], model: str, kind: str, depths: tuple[int, ...]) -> dict[str, dict]:
-    """One model's answers to one set's questions at the given depths, by question id."""
-    return {r["id"]: r for r in records
-            if r["model"] == model and r["set"] == kind and r["depth"] in depths}  # fmt: skip
+def answers(records: list[dict], model: str, kind: str,
+            depths: tuple[int, ...] | None) -> dict[str, dict]:  # fmt: skip
+    """One model's answers to one set's questions at the given depths (None: all), by id."""
+    return {r["id"]: r for r in records if r["model"] == model and r["set"] == kind
+            and (depths is None or r["depth"] in depths)}  # fmt: skip
 
 
 def workspace_records() -> list[dict]:

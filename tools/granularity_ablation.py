@@ -44,6 +44,8 @@ def compare(ablation: list[dict], committed: list[dict], run: str, *, seed: int)
         ids = sorted(models["paper"])
         if sorted(models["finest"]) != ids or sorted(models["start"]) != ids:
             raise SystemExit(f"{run}, {label}: the runs answered different questions")
+        if not ids:  # a set this run's evaluation leaves out
+            continue
         ds = [models["paper"][i]["dataset"] for i in ids]
         right = {m: [a[i]["correct"] for i in ids] for m, a in models.items()}
         row = {m: accuracy_ci(v, ds, seed=seed)["pooled"] for m, v in right.items()}

@@ -128,8 +128,8 @@ def render_against(by_seed: dict[int, dict]) -> str:
         for label, row in zip(rows, cells, strict=True):
             text = [f"{c['committed']['value']:.3f} -> {c['variant']['value']:.3f}, "
                     f"{c['variant - committed']['value']:+.3f} "
-                    f"[{c['variant - committed']['ci_low']:+.2f}, "
-                    f"{c['variant - committed']['ci_high']:+.2f}] (n = {c['variant']['n']})"
+                    f"[{c['variant - committed']['ci_low']:+.3f}, "
+                    f"{c['variant - committed']['ci_high']:+.3f}] (n = {c['variant']['n']})"
                     for c in row]  # fmt: skip
             lines.append(f"| {MODEL_LABELS[model]} | {label} | " + " | ".join(text) + " |")
     return "\n".join(lines)
