@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +130,16 @@ def test_committed_question_mix_sweep_rl_adds_in_more_seeds_and_keeps_no_subtype
         assert models["sft"]["identical"] and models["base"]["identical"], seed
         deep = models["sft_rl"]["slices"]["disease, depths 2-3"]
         assert deep["variant"]["value"] < 0.01 and deep["variant"]["n"] >= 100, seed
+
+
+def test_readme_shows_the_committed_seed_sweeps():
+    """The README's sweep tables are what ``tools/seed_sweep.py`` renders from metrics/."""
+    sys.path.insert(0, str(ROOT / "tools"))  # the tool imports its sibling dvc_experiment
+    spec = importlib.util.spec_from_file_location("seed_sweep", ROOT / "tools" / "seed_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in ("seeds.json", "seeds_deep4.json"):
+        record = json.loads((ROOT / "metrics" / name).read_text(encoding="utf-8"))
+        assert sweep.render(record["claims"]) in readme, f"README: paste the table of {name}"
+    assert sweep.render_against(record["against_committed"]) in readme
