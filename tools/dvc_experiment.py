@@ -81,6 +81,7 @@ def experiment_ref(name: str, rerun: str, overrides: Sequence[str] = (),
                                    overrides))  # fmt: skip
     mismatch = None
     for ref in refs:
+        baseline = ref.split("/")[2] + ref.split("/")[3]
         differ = [f for f in git("diff", "--name-only", ref, "HEAD", "--", *PIPELINE_INPUTS,
                                  root=root).split() if f != "params.yaml"]  # fmt: skip
         try:
@@ -90,9 +91,9 @@ def experiment_ref(name: str, rerun: str, overrides: Sequence[str] = (),
         if theirs != want:
             differ.append("params.yaml")
         if not differ:
-            return ref, ref.split("/")[2] + ref.split("/")[3]
+            return ref, baseline
         if mismatch is None and ref.split("/")[4] == name:
-            mismatch = (ref.split("/")[2] + ref.split("/")[3], differ)
+            mismatch = (baseline, differ)
     if mismatch:
         commit, differ = mismatch
         raise SystemExit(
@@ -146,7 +147,6 @@ def ablation_args(doc: str, argv: list[str] | None):
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--collect", action="store_true", help="compare an experiment already run")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from skinr1.config import load_params
 
     return load_params(ROOT / "params.yaml"), args.collect

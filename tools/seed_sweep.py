@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,6 +71,16 @@ def experiment_claims(seed: int, variant: str | None = None,
     """The replicate's ``metrics/claims.json`` and the commit it was run from."""
     ref, commit = experiment_ref(seed, variant=variant, overrides=overrides)
     return json.loads(dvc_experiment.git("show", f"{ref}:metrics/claims.json")), commit
+
+
+def experiment_records(seed: int, variant: str | None = None,
+                       overrides: Sequence[str] = ()) -> list[dict]:  # fmt: skip
+    """The replicate's evaluation answers (``data/eval_records.jsonl``, from the DVC cache)."""
+    return dvc_experiment.experiment_records(
+        experiment_name(seed, variant),
+        rerun_command(seed, variant, overrides),
+        [f"seed={seed}", *overrides],
+    )
 
 
 def against_committed(variant: list[dict], committed: list[dict], *, seed: int) -> dict:
@@ -178,8 +187,7 @@ def render(summary: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(ROOT))
-    from skinr1.config import load_params
+    from skinr1.config import load_params  # dvc_experiment put the repository on sys.path
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("seeds", type=int, nargs="+", help="seeds other than params.yaml's")
@@ -217,18 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     if variant:
         by_seed = {}
         for s in args.seeds:
-            mine = dvc_experiment.experiment_records(
-                experiment_name(s, variant),
-                rerun_command(s, variant, args.overrides),
-                [f"seed={s}", *args.overrides],
-            )
-            committed = (
-                dvc_experiment.workspace_records()
-                if s == P.seed
-                else dvc_experiment.experiment_records(
-                    experiment_name(s), rerun_command(s), [f"seed={s}"]
-                )
-            )
+            mine = experiment_records(s, variant, args.overrides)
+            committed = dvc_experiment.workspace_records() if s == P.seed else experiment_records(s)
             by_seed[s] = against_committed(mine, committed, seed=P.seed)
         record |= {"name": variant, "overrides": args.overrides, "against_committed": by_seed}
         out = ROOT / "metrics" / f"seeds_{variant}.json"
