@@ -47,6 +47,21 @@ def test_claims_render_with_their_verdicts():
     assert lines[3].endswith("| 0.7 | 154 | no difference |")
 
 
+def test_a_rerun_renders_beside_the_committed_run_with_agreement_and_stage_times():
+    def claim(diff, low, high):
+        return {"claim": "SFT beats the base model", "set": "disease", "diff": diff,
+                "ci_low": low, "ci_high": high, "holds": low > 0}  # fmt: skip
+
+    rerun = {"machine": "2-core AMD EPYC (AVX2)", "commit": "abc1234", "wall_seconds": 100.4,
+             "stage_seconds": {"sft": 60.2, "evaluate": 39.6},
+             "claims": [claim(-0.01, -0.05, 0.03)]}  # fmt: skip
+    lines = results_table.render_rerun([claim(0.1, 0.05, 0.15)], rerun).splitlines()
+    assert lines[0] == "| claim (set) | committed run | 2-core AMD EPYC (abc1234) | same verdict |"
+    assert lines[2] == ("| SFT beats the base model (disease) | +0.100 [+0.050, +0.150] holds"
+                        " | -0.010 [-0.050, +0.030] no difference | no |")  # fmt: skip
+    assert lines[-2:] == ["|---|---|---|", "| 60 | 40 | 100 |"]
+
+
 def test_readme_reports_the_committed_metrics_and_claims():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for table in results_table.tables():

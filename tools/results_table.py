@@ -118,10 +118,41 @@ def render_trust(trust: dict) -> str:
     return "\n".join(lines)
 
 
+def _claim_cell(c: dict) -> str:
+    return f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] {verdict(c)}"
+
+
+def render_rerun(committed: list[dict], rerun: dict) -> str:
+    """The committed run's orderings beside a rerun of the same commit on another machine
+    (``metrics/reruns/<machine>_<commit>.json``): difference [95% CI] and verdict in each, and
+    whether the verdicts agree; then the rerun's wall time per stage."""
+    lines = [
+        f"| claim (set) | committed run | {rerun['machine'].split(' (')[0]} ({rerun['commit']}) "
+        "| same verdict |",
+        "|---|---|---|---|",
+    ]
+    theirs = {(c["claim"], c["set"]): c for c in rerun["claims"]}
+    for c in committed:
+        r = theirs[(c["claim"], c["set"])]
+        same = "yes" if verdict(c) == verdict(r) else "no"
+        lines.append(
+            f"| {c['claim']} ({c['set']}) | {_claim_cell(c)} | {_claim_cell(r)} | {same} |"
+        )
+    st = rerun["stage_seconds"]
+    lines += ["", "| " + " | ".join(st) + " | all |", "|" + "---|" * (len(st) + 1),
+              "| " + " | ".join(f"{v:.0f}" for v in st.values())
+              + f" | {rerun['wall_seconds']:.0f} |"]  # fmt: skip
+    return "\n".join(lines)
+
+
 def tables() -> list[str]:
     metrics = json.loads((ROOT / "metrics" / "metrics.json").read_text(encoding="utf-8"))
     claims = json.loads((ROOT / "metrics" / "claims.json").read_text(encoding="utf-8"))
     out = [render(metrics), render_claims(claims)]
+    for f in sorted((ROOT / "metrics" / "reruns").glob("*_*.json")):
+        rerun = json.loads(f.read_text(encoding="utf-8"))
+        if isinstance(rerun, dict):  # the older claims-only lists are described in prose
+            out.append(render_rerun(claims, rerun))
     trust = ROOT / "metrics" / "trust.json"
     if trust.is_file():
         out.append(render_trust(json.loads(trust.read_text(encoding="utf-8"))))
