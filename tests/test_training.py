@@ -230,3 +230,39 @@ def test_sampling_benchmark_runs_every_setting(stage, capsys):
     out = capsys.readouterr().out
     assert "training mode" in out and "eval mode" in out and "merged, eval mode, 1 thread" in out
     assert f"{P.grpo.prompts_per_step} x {P.grpo.num_generations} completions" in out
+
+
+def test_grpo_trial_can_freeze_the_saved_modules_and_train_the_lora_alone(stage):
+    """tools/grpo_trial.py --freeze-saved-modules: one real GRPO step from the SFT adapter moves
+    LoRA matrices and leaves the LM head and embeddings at SFT's weights; the patch is undone."""
+    import importlib.util
+    import sys
+
+    import torch
+
+    import skinr1.grpo as grpo
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "tools"))
+    spec = importlib.util.spec_from_file_location("grpo_trial", root / "tools" / "grpo_trial.py")
+    trial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trial)
+
+    P = stage
+    rl = _sft_then_questions(P, n=4, seed=1)
+    P.grpo.max_steps = 1
+    build = grpo.build_trainer
+    with trial.saved_modules_frozen(True):
+        trainer = grpo.build_trainer(P.model, P.grpo, P.lora, P.compute, rl, adapter=P.sft.out,
+                                     seed=P.seed, run_dir=Path("ck/frozen"))  # fmt: skip
+    assert grpo.build_trainer is build
+    params = dict(trainer.model.named_parameters())
+    saved = {n: p.detach().clone() for n, p in params.items() if "modules_to_save.default" in n}
+    lora = {n: p.detach().clone() for n, p in params.items() if "lora_B.default" in n}
+    assert {n.split(".modules_to_save")[0].rsplit(".", 1)[-1] for n in saved} == {
+        "embed_tokens", "lm_head"
+    }  # fmt: skip
+    assert not any(params[n].requires_grad for n in saved)
+    trainer.train()
+    assert all(torch.equal(params[n], w) for n, w in saved.items())
+    assert any(not torch.equal(params[n], w) for n, w in lora.items())
