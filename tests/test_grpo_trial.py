@@ -75,3 +75,19 @@ def test_the_table_of_trials_starts_with_skin_r1_and_needs_one_workspace_run():
     other = dict(frozen, disease=dict(frozen["disease"], sft_rl={"value": 0.5}))
     with pytest.raises(SystemExit, match="different workspace runs"):
         trial.render_all([*results, {"change": "x", "slices": other}])
+
+
+def test_deep_only_keeps_the_questions_answered_below_a_top_level_category():
+    import datasets
+
+    rows = [
+        {"letters": ["A", "B"], "options": ["melanoma", "basal cell carcinoma"], "answer": "B"},
+        {"letters": ["A", "B"], "options": ["basal cell carcinoma", "nodular basal cell carcinoma"],
+         "answer": "B"},
+        {"letters": ["A", "B"], "options": ["nodular basal cell carcinoma", "melanoma"],
+         "answer": "B"},
+    ]  # fmt: skip
+    kept = trial.deeper_only(datasets.Dataset.from_list(rows))
+    assert kept["options"] == [["basal cell carcinoma", "nodular basal cell carcinoma"]]
+    with pytest.raises(SystemExit, match="no RL question"):
+        trial.deeper_only(datasets.Dataset.from_list(rows[:1]))

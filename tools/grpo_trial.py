@@ -4,14 +4,18 @@ answers, question by question. A trial, not a committed result: one seed, one ma
 
     python tools/grpo_trial.py beta04 --set grpo.beta=0.4
     python tools/grpo_trial.py head --freeze-saved-modules   # LM head and embeddings frozen
+    python tools/grpo_trial.py deep --deep-only              # GRPO on the deeper questions alone
     python tools/grpo_trial.py --table                       # every trial's summary (README)
 
 ``--set`` takes params.yaml keys as ``dvc exp run -S`` does (repeatable). ``--freeze-saved-modules``
 trains the LoRA alone in GRPO: the fully trained ``lora.modules_to_save`` (the tiny model's LM head
-and embeddings) keep SFT's weights. The run resumes from ``data/trials/<name>/run``; its adapter
-goes to ``data/trials/<name>/adapter``, its answers to ``records.jsonl`` beside it (a second call
-answers again, without training); ``metrics/trials/<name>.json`` gets the comparison and
-the table printed. The workspace's answers (``data/eval_records.jsonl``) must come from this
+and embeddings) keep SFT's weights. ``--deep-only`` trains on the questions answered below a
+top-level category alone (the same steps, so more passes over fewer questions).
+
+The run resumes from ``data/trials/<name>/run``; its adapter goes to ``data/trials/<name>/adapter``,
+its answers to ``records.jsonl`` beside it (a second call with the same change answers again,
+without training; another change under the same name is refused); ``metrics/trials/<name>.json``
+gets the comparison and the table printed. The workspace's answers (``data/eval_records.jsonl``) must come from this
 machine's ``dvc repro`` of the same params.yaml: floating-point code paths differ between
 processors, and so do the trained weights (README, "The committed configuration on another CPU").
 A trial takes about 5 minutes on 2 cores, against ~12 for a ``dvc exp run`` of the GRPO stages.
@@ -109,10 +113,13 @@ def cpu() -> str:
     return names[0] if names else platform.processor() or platform.machine()
 
 
-def describe(overrides: list[str], freeze: bool) -> str:
-    parts = [*overrides, *(["LM head and embeddings frozen"] if freeze else [])]
+def describe(overrides: list[str], freeze: bool, deep_only: bool = False) -> str:
+    parts = [*overrides, *(["LM head and embeddings frozen"] if freeze else []),
+             *(["deeper questions only"] if deep_only else [])]  # fmt: skip
     if not parts:
-        raise SystemExit("a trial needs a change: --set key=value or --freeze-saved-modules")
+        raise SystemExit(
+            "a trial needs a change: --set key=value, --freeze-saved-modules or --deep-only"
+        )
     return ", ".join(parts)
 
 
@@ -144,6 +151,22 @@ def saved_modules_frozen(enabled: bool) -> Iterator[None]:
         grpo.build_trainer = build
 
 
+def deeper_only(dataset):
+    """The RL questions whose answer lies below a top-level category (the 81 of 407 that can
+    teach a subtype), each as often as in the full set."""
+    from skinr1.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+
+    def deep(r: dict) -> bool:
+        return len(tax.path(r["options"][r["letters"].index(r["answer"])])) >= 2
+
+    out = dataset.filter(deep)
+    if not len(out):
+        raise SystemExit("--deep-only: no RL question is answered below a top-level category")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
@@ -156,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="a params.yaml override, e.g. grpo.beta=0.4 (repeatable)")  # fmt: skip
     ap.add_argument("--freeze-saved-modules", action="store_true",
                     help="GRPO trains the LoRA only (lora.modules_to_save keep SFT's weights)")  # fmt: skip
+    ap.add_argument("--deep-only", action="store_true",
+                    help="GRPO on the questions answered below a top-level category alone")  # fmt: skip
     ap.add_argument("--table", action="store_true",
                     help="print the table of every trial in metrics/trials/ and stop")  # fmt: skip
     args = ap.parse_args(argv)
@@ -164,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.name:
         ap.error("a trial needs a name (or --table)")
-    change = describe(args.set, args.freeze_saved_modules)
+    change = describe(args.set, args.freeze_saved_modules, args.deep_only)
     bad = [o for o in args.set if not o.startswith("grpo.")]
     if bad:
         raise SystemExit(f"{bad}: a trial changes GRPO only (grpo.*); use dvc exp run for others")
@@ -177,12 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     workspace = workspace_records()  # first: no trial without the answers it is compared with
     folder = ROOT / "data" / "trials" / args.name
     folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "change.txt"
+    if stamp.exists() and stamp.read_text() != change:
+        raise SystemExit(f"{folder} holds the trial {stamp.read_text()!r}, not {change!r}: "
+                         "choose another name, or delete the folder to run it again")  # fmt: skip
+    stamp.write_text(change)
     params = with_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), args.set)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     P = load_params(folder / "params.yaml")
     adapter = folder / "adapter"
     if not (adapter / "adapter_config.json").exists():
         ds, _ = grpo.questions(P)
+        if args.deep_only:
+            ds = deeper_only(ds)
         with saved_modules_frozen(args.freeze_saved_modules):
             grpo.train_grpo(P.model, P.grpo, P.lora, ds, compute=P.compute, adapter=P.sft.out,
                             seed=P.seed, run_dir=folder / "run", out_dir=adapter)  # fmt: skip
